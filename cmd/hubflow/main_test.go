@@ -62,3 +62,15 @@ func TestHelp_EveryCommand(t *testing.T) {
 		})
 	}
 }
+
+func TestCompletion(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		code, stdout, _ := runCLI(t, nil, "completion", shell)
+		if code != 0 || !strings.Contains(stdout, "version") || !strings.Contains(stdout, "completion") {
+			t.Errorf("%s: exit %d, script lacks the command names:\n%s", shell, code, stdout)
+		}
+	}
+	if code, _, stderr := runCLI(t, nil, "completion", "tcsh"); code != exitBadInput || !strings.Contains(stderr, "bash, zsh or fish") {
+		t.Errorf("tcsh: got %d %q", code, stderr)
+	}
+}

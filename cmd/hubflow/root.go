@@ -57,6 +57,7 @@ Examples:
 func (a *app) subcommands(root *ffcli.Command) []*ffcli.Command {
 	return []*ffcli.Command{
 		a.versionCommand(),
+		a.completionCommand(root),
 		a.helpCommand(root),
 	}
 }
