@@ -56,6 +56,14 @@ Examples:
 
 func (a *app) subcommands(root *ffcli.Command) []*ffcli.Command {
 	return []*ffcli.Command{
+		a.validateCommand(),
+		a.fmtCommand(),
+		a.historyCommand(),
+		a.showCommand(),
+		a.deviceCommand(),
+		a.pruneCommand(),
+		a.emulatorCommand(),
+		a.simulateCommand(),
 		a.versionCommand(),
 		a.completionCommand(root),
 		a.helpCommand(root),

@@ -1,0 +1,8 @@
+job "crlf" {
+  target {
+    devices = ["a"]
+  }
+  step "s" {
+    method = "m"
+  }
+}

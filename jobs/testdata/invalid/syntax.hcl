@@ -1,0 +1,5 @@
+job "broken" {
+  target {
+    query = = "tags.site = 'a'" # ERROR: Invalid expression
+  }
+}

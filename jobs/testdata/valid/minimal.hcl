@@ -1,0 +1,8 @@
+job "reboot-one" {
+  target {
+    devices = ["press-01"]
+  }
+  step "reboot" {
+    method = "rebootDevice"
+  }
+}
