@@ -71,7 +71,9 @@ job "firmware-update" {
     progress = reported.firmwareStatus
     success  = reported.firmwareStatus == "completed" && reported.fwVersion == var.version
     failure  = contains(["failed", "error"], try(reported.firmwareStatus, ""))
-    timeout  = "10m"
+    # A device that is offline is retried until then, and ends timed_out.
+    # The simulated fleet updates in seconds; give real devices longer.
+    timeout = "1m"
 
     retry {
       attempts = 3
@@ -82,6 +84,6 @@ job "firmware-update" {
   step "reboot" {
     method  = "rebootDevice"
     success = try(timecmp(reported.rebootTime, step.started_at) > 0, false)
-    timeout = "3m"
+    timeout = "1m"
   }
 }

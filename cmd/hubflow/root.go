@@ -56,11 +56,16 @@ Examples:
 
 func (a *app) subcommands(root *ffcli.Command) []*ffcli.Command {
 	return []*ffcli.Command{
+		a.runCommand(),
+		a.planCommand(),
+		a.serveCommand(),
 		a.validateCommand(),
 		a.fmtCommand(),
 		a.historyCommand(),
 		a.showCommand(),
 		a.deviceCommand(),
+		a.cancelCommand(),
+		a.resumeCommand(),
 		a.pruneCommand(),
 		a.emulatorCommand(),
 		a.simulateCommand(),

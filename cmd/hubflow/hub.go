@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hubflow/hubflow/emulator"
+	"github.com/hubflow/hubflow/iothub"
+	"github.com/hubflow/hubflow/iothub/service"
+	"github.com/hubflow/hubflow/runner"
+	"github.com/hubflow/hubflow/simulator"
+	"github.com/hubflow/hubflow/state"
+)
+
+// defaultFleetFile is the fleet of the embedded hub, looked up next to the
+// job file and under the working directory.
+const defaultFleetFile = "fleet.hcl"
+
+// fleetSeed makes the embedded fleet the same on every run.
+const fleetSeed = 1
+
+// serviceHub adapts the REST client to the runner's Hub.
+type serviceHub struct{ c *service.Client }
+
+var _ runner.Hub = serviceHub{}
+
+func (h serviceHub) InvokeMethod(ctx context.Context, id string, call runner.MethodCall) (*iothub.MethodResponse, error) {
+	resp, err := h.c.InvokeMethod(ctx, id, service.MethodCall{
+		Name: call.Name, Payload: call.Payload, ResponseTimeout: call.ResponseTimeout, ConnectTimeout: call.ConnectTimeout,
+	})
+	return resp, refused(err)
+}
+
+func (h serviceHub) PatchDesired(ctx context.Context, id string, desired map[string]any) error {
+	_, err := h.c.UpdateTwin(ctx, id, iothub.TwinPatch{Properties: &iothub.TwinPatchProperties{Desired: desired}}, "")
+	return refused(err)
+}
+
+func (h serviceHub) GetTwin(ctx context.Context, id string) (*iothub.Twin, error) {
+	t, err := h.c.GetTwin(ctx, id)
+	return t, refused(err)
+}
+
+func (h serviceHub) QueryTwins(ctx context.Context, query string) runner.TwinPages {
+	return twinPages{h.c.Query(ctx, query, service.MaxPageSize)}
+}
+
+// refused marks the client's input errors, which no retry can fix.
+func refused(err error) error {
+	if errors.Is(err, service.ErrInvalidInput) {
+		return fmt.Errorf("%w: %w", runner.ErrRefused, err)
+	}
+	return err
+}
+
+type twinPages struct{ it *service.QueryIterator }
+
+func (p twinPages) More() bool { return p.it.More() }
+
+func (p twinPages) Next(ctx context.Context) ([]*iothub.Twin, error) {
+	items, err := p.it.Next(ctx)
+	if err != nil {
+		return nil, refused(err)
+	}
+	out := make([]*iothub.Twin, 0, len(items))
+	for i, raw := range items {
+		var t iothub.Twin
+		if err := json.Unmarshal(raw, &t); err != nil || t.DeviceID == "" {
+			return nil, fmt.Errorf("query devices: %w: item %d is not a twin", service.ErrUnexpectedResponse, i)
+		}
+		out = append(out, &t)
+	}
+	return out, nil
+}
+
+// hubFlags are the flags that choose the hub a command talks to.
+type hubFlags struct {
+	hub   string
+	ca    string
+	fleet string
+	tier  string
+	units int
+}
+
+func addHubFlags(fs *flag.FlagSet) *hubFlags {
+	f := &hubFlags{}
+	fs.StringVar(&f.hub, "hub", "", "service connection string of the hub (default $IOTHUB_CONNECTION_STRING; none: the embedded emulator and fleet)")
+	fs.StringVar(&f.ca, "ca", "", "PEM file of a CA to trust besides the system roots (a standalone emulator's ca.pem)")
+	fs.StringVar(&f.fleet, "fleet", "", "fleet file of the embedded emulator (default fleet.hcl next to the job file, or examples/fleet.hcl)")
+	fs.StringVar(&f.tier, "hub-tier", "", "the hub's tier (F1, S1, S2, S3) whose quotas hubflow keeps to; the embedded emulator enforces them too (default none)")
+	fs.IntVar(&f.units, "hub-units", 1, "the hub's units, with -hub-tier")
+	return f
+}
+
+// hubConn is the hub a command talks to: a real one named by a connection
+// string, or the embedded emulator with its simulated fleet.
+type hubConn struct {
+	hub    runner.Hub
+	client *service.Client
+	// host is the hub's host name, for messages (never the key).
+	host   string
+	emu    *emulator.Hub
+	sim    *simulator.Sim
+	fleet  string
+	budget *runner.Budget
+}
+
+// Close stops what the connection started.
+func (h *hubConn) Close() {
+	if h.sim != nil {
+		h.sim.Close()
+	}
+	h.client.Close()
+	if h.emu != nil {
+		h.emu.Close()
+	}
+}
+
+// describe says which hub is used, for the operator.
+func (h *hubConn) describe() string {
+	if h.emu != nil {
+		return fmt.Sprintf("embedded emulator at %s with the simulated fleet of %s", h.host, h.fleet)
+	}
+	return "hub " + h.host
+}
+
+// connectHub returns the hub a command uses: the --hub connection string,
+// else $IOTHUB_CONNECTION_STRING, else an embedded emulator with the fleet
+// of -fleet (or fleet.hcl found next to jobFile or under examples/).
+func (a *app) connectHub(ctx context.Context, f *hubFlags, jobFile string) (*hubConn, error) {
+	budget, err := runner.NewBudget(f.tier, f.units)
+	if err != nil {
+		return nil, usageErrorf("%v", err)
+	}
+	raw := f.hub
+	if raw == "" {
+		raw = a.getenv("IOTHUB_CONNECTION_STRING")
+	}
+	var roots *x509.CertPool
+	if f.ca != "" {
+		if roots, err = loadCAFile(f.ca); err != nil {
+			return nil, withCode(exitBadInput, err)
+		}
+	}
+	if raw != "" {
+		cs, err := iothub.ParseConnectionString(raw)
+		if err != nil {
+			return nil, withCode(exitBadInput, fmt.Errorf("hub connection string: %w", err))
+		}
+		if cs.IsDevice() {
+			return nil, usageErrorf("hub connection string: this is a device's connection string; hubflow needs a service policy's (SharedAccessKeyName=service or iothubowner)")
+		}
+		c, err := service.New(service.Config{ConnectionString: cs, RootCAs: roots, MaxConns: 256, Logger: a.logger})
+		if err != nil {
+			return nil, withCode(exitBadInput, err)
+		}
+		return &hubConn{hub: serviceHub{c}, client: c, host: cs.HostName, budget: budget}, nil
+	}
+	return a.embeddedHub(ctx, f, jobFile, budget)
+}
+
+// embeddedHub starts the emulator and the simulated fleet.
+func (a *app) embeddedHub(ctx context.Context, f *hubFlags, jobFile string, budget *runner.Budget) (*hubConn, error) {
+	fleetPath, err := findFleet(f.fleet, jobFile)
+	if err != nil {
+		return nil, err
+	}
+	src, err := os.ReadFile(fleetPath)
+	if err != nil {
+		return nil, withCode(exitBadInput, fmt.Errorf("read fleet file: %w", err))
+	}
+	fleet, diags := simulator.LoadFleet(fleetPath, src)
+	if diags.HasErrors() {
+		writeJobDiags(a.stderr, fleetPath, diags)
+		return nil, silentExit(exitBadInput)
+	}
+	emu, err := emulator.Start(ctx, emulator.Options{Tier: f.tier, Units: f.units, Logger: a.logger})
+	if err != nil {
+		return nil, withCode(exitHubError, fmt.Errorf("start the embedded emulator: %w", err))
+	}
+	cs, err := iothub.ParseConnectionString(emu.ServiceConnectionString())
+	if err != nil {
+		emu.Close()
+		return nil, withCode(exitHubError, err)
+	}
+	c, err := service.New(service.Config{ConnectionString: cs, RootCAs: emu.CAPool(), MaxConns: 256, Logger: a.logger})
+	if err != nil {
+		emu.Close()
+		return nil, withCode(exitHubError, err)
+	}
+	began := time.Now()
+	sim, err := simulator.Start(ctx, fleet, simulator.Config{
+		Hub: cs, RootCAs: emu.CAPool(), DeviceConnectionString: emu.DeviceConnectionString,
+		Seed: fleetSeed, Logger: a.logger,
+	})
+	if err != nil {
+		c.Close()
+		emu.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, withCode(exitHubError, fmt.Errorf("start the simulated fleet: %w", err))
+	}
+	st := sim.Stats()
+	fmt.Fprintf(a.stderr, "embedded emulator on %s: %d simulated devices from %s (%d offline) ready in %s\n",
+		cs.HostName, st.Devices, fleetPath, st.Offline, time.Since(began).Round(time.Millisecond))
+	return &hubConn{hub: serviceHub{c}, client: c, host: cs.HostName, emu: emu, sim: sim, fleet: fleetPath, budget: budget}, nil
+}
+
+// findFleet returns the fleet file: the one given, else fleet.hcl next to
+// the job file, else examples/fleet.hcl or fleet.hcl under the working
+// directory.
+func findFleet(given, jobFile string) (string, error) {
+	if given != "" {
+		if _, err := os.Stat(given); err != nil {
+			return "", withCode(exitBadInput, fmt.Errorf("fleet file: %w", err))
+		}
+		return given, nil
+	}
+	candidates := []string{filepath.Join(filepath.Dir(jobFile), defaultFleetFile), filepath.Join("examples", defaultFleetFile), defaultFleetFile}
+	for _, c := range candidates {
+		if _, err := os.Stat(c); err == nil {
+			return c, nil
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return "", withCode(exitBadInput, fmt.Errorf("fleet file: %w", err))
+		}
+	}
+	return "", usageErrorf("no hub given and no fleet file for the embedded emulator (looked for %s); pass --hub CS, set IOTHUB_CONNECTION_STRING, or name a fleet with -fleet FILE",
+		strings.Join(candidates, ", "))
+}
+
+// hubError marks an error talking to the hub: exit 3, naming the host. A
+// query the hub refused as invalid is the job's fault: exit 2.
+func hubError(host string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var pm *runner.PlanMismatchError
+	if errors.As(err, &pm) {
+		return withCode(exitBadInput, err)
+	}
+	if iothub.KindOf(err) == iothub.KindBadRequest {
+		return withCode(exitBadInput, fmt.Errorf("hub %s refused the job: %w", host, err))
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	return withCode(exitHubError, fmt.Errorf("hub %s: %w", host, err))
+}
+
+// openStoreRW opens the history database for writing. Opening can be
+// refused with "database is locked" while another process commits, so it
+// is tried again for a few seconds.
+func (a *app) openStoreRW(ctx context.Context, path string) (*state.Store, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, err := state.Open(ctx, path, state.Options{Logger: a.logger})
+		if err == nil {
+			return st, nil
+		}
+		if !strings.Contains(err.Error(), "locked") || time.Now().After(deadline) {
+			return nil, withCode(exitHubError, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}

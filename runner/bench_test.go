@@ -1,0 +1,210 @@
+package runner_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hubflow/hubflow/runner"
+	"github.com/hubflow/hubflow/state"
+)
+
+// benchDevices returns the fleet size of a benchmark: n, or
+// HUBFLOW_BENCH_DEVICES when set.
+func benchDevices(n int) int {
+	if v, err := strconv.Atoi(os.Getenv("HUBFLOW_BENCH_DEVICES")); err == nil && v > 0 {
+		return v
+	}
+	return n
+}
+
+func benchFleet(n int, stage string) string {
+	return fmt.Sprintf(`
+defaults {
+  reported = { fwVersion = "2.0.0" }
+  reboot { duration = %[2]q }
+  firmware {
+    downloading = %[2]q
+    applying    = %[2]q
+  }
+}
+group "bench" {
+  count = %[1]d
+  id    = "bench-%%05d"
+  tags  = { site = "bench" }
+}
+`, n, stage)
+}
+
+const benchTwoStepJob = `
+variable "concurrency" {
+  type    = number
+  default = 2000
+}
+job "two-step" {
+  target { query = "tags.site = 'bench'" }
+  rollout { concurrency = var.concurrency }
+  step "update" {
+    method           = "firmwareUpdate"
+    payload          = { fwPackageUri = "https://firmware.example.com/edge-2.1.0.bin" }
+    response_timeout = "30s"
+    progress = reported.firmwareStatus
+    success  = reported.firmwareStatus == "completed"
+    failure  = reported.firmwareStatus == "failed"
+    timeout  = "5m"
+    retry { backoff = "1s" }
+  }
+  step "reboot" {
+    method  = "rebootDevice"
+    success = try(timecmp(reported.rebootTime, step.started_at) > 0, false)
+    timeout = "5m"
+    retry { backoff = "1s" }
+  }
+}
+`
+
+// rssMB reads the process's resident set size (Linux), or 0.
+func rssMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// peakRSS samples the RSS until stop is closed and returns the peak.
+func peakRSS(stop <-chan struct{}) <-chan float64 {
+	out := make(chan float64, 1)
+	go func() {
+		peak := rssMB()
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				out <- peak
+				return
+			case <-t.C:
+				peak = max(peak, rssMB())
+			}
+		}
+	}()
+	return out
+}
+
+// BenchmarkRun_TwoStep runs the firmware-then-reboot workflow over 10,000
+// simulated devices (HUBFLOW_BENCH_DEVICES overrides) with stages of about
+// 100 ms, against the emulator and the fleet running in two child
+// processes on the same machine. It reports device executions (one device
+// through one step) per second, devices through the whole workflow per
+// second, twin reads and queries per device, and the RSS of the runner's
+// process before the run and at its peak.
+func BenchmarkRun_TwoStep(b *testing.B) {
+	n := benchDevices(10000)
+	f := startHubProcesses(b, benchFleet(n, "90ms..110ms"), fixtureOptions{seed: 12})
+	runtime.GC()
+	base := rssMB()
+	for b.Loop() {
+		r := f.newRunner(b, runner.Config{ControlInterval: time.Second})
+		stop := make(chan struct{})
+		peak := peakRSS(stop)
+		start := time.Now()
+		res, err := r.Run(context.Background(), runner.Request{Job: loadJob(b, benchTwoStepJob)})
+		elapsed := time.Since(start)
+		close(stop)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.State != state.RunSucceeded || res.Counts.Succeeded != n {
+			b.Fatalf("got %s %+v (%s), want all %d succeeded", res.State, res.Counts, res.Reason, n)
+		}
+		b.ReportMetric(float64(2*n)/elapsed.Seconds(), "executions/s")
+		b.ReportMetric(float64(n)/elapsed.Seconds(), "devices/s")
+		b.ReportMetric(float64(res.TwinReads)/float64(n), "reads/device")
+		b.ReportMetric(float64(res.Queries)/float64(n), "queries/device")
+		b.ReportMetric(base, "MB-RSS-before")
+		b.ReportMetric(<-peak, "MB-RSS-peak")
+	}
+}
+
+// BenchmarkRun_S1Quota runs a firmware job over 2,000 devices
+// (HUBFLOW_BENCH_DEVICES overrides) with the emulator enforcing S1 quotas
+// (one unit) and the runner keeping to an S1 budget, the emulator and the
+// fleet in child processes. It reports the share of the hub's method rate
+// the deliveries reached (between the first and the last), the share of
+// method calls answered 429, every 429 the hub sent (devices' included),
+// and the median and p99 delay between the hub receiving a device's
+// "completed" report and the runner recording the step's success.
+func BenchmarkRun_S1Quota(b *testing.B) {
+	n := benchDevices(2000)
+	f := startHubProcesses(b, benchFleet(n, "100ms..200ms"), fixtureOptions{seed: 13, tier: "S1", units: 1})
+	job := loadJob(b, `
+job "fw" {
+  target { query = "tags.site = 'bench'" }
+  rollout { concurrency = 2000 }
+  step "update" {
+    method           = "firmwareUpdate"
+    payload          = { fwPackageUri = "https://firmware.example.com/edge-2.1.0.bin" }
+    response_timeout = "30s"
+    progress = reported.firmwareStatus
+    success  = reported.firmwareStatus == "completed"
+    failure  = reported.firmwareStatus == "failed"
+    timeout  = "10m"
+    retry { backoff = "1s" }
+  }
+}`)
+	for b.Loop() {
+		budget, err := runner.NewBudget("S1", 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := f.newRunner(b, runner.Config{Budget: budget, ControlInterval: time.Second})
+		before := f.emu.report(b)
+		res, err := r.Run(context.Background(), runner.Request{Job: job})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.State != state.RunSucceeded {
+			b.Fatalf("got %s %+v (%s), want succeeded", res.State, res.Counts, res.Reason)
+		}
+		after := f.emu.report(b)
+		calls := after.Delivered - before.Delivered
+		throttled := budget.Stats().Throttled[runner.OpMethod]
+		rate := float64(calls-1) / after.LastSent.Sub(after.FirstSent).Seconds()
+		b.ReportMetric(100*rate/40, "%-of-method-quota")
+		b.ReportMetric(100*float64(throttled)/float64(calls+int(throttled)), "%-methods-throttled")
+		b.ReportMetric(float64(after.Stats.Throttled-before.Stats.Throttled), "429s-all-ops")
+		p50, p99 := recordDelays(b, f.fixture, res.RunID, after.Completed)
+		b.ReportMetric(p50.Seconds()*1000, "ms-p50-record-delay")
+		b.ReportMetric(p99.Seconds()*1000, "ms-p99-record-delay")
+	}
+}
+
+// recordDelays returns the median and p99 delay between the hub receiving
+// each device's "completed" report and the runner recording the success.
+func recordDelays(b *testing.B, f *fixture, runID string, completed map[string]time.Time) (p50, p99 time.Duration) {
+	b.Helper()
+	var delays []time.Duration
+	for _, x := range executions(b, f.store, runID) {
+		if final, ok := completed[x.DeviceID]; ok && x.State == state.ExecSucceeded {
+			delays = append(delays, x.EndedAt.Sub(final))
+		}
+	}
+	if len(delays) == 0 {
+		return 0, 0
+	}
+	sort.Slice(delays, func(i, j int) bool { return delays[i] < delays[j] })
+	return delays[len(delays)/2], delays[len(delays)*99/100]
+}

@@ -1,0 +1,335 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/hubflow/hubflow/iothub"
+	"github.com/hubflow/hubflow/state"
+)
+
+const stepJob = `
+job "j" {
+  target { query = "tags.site = 'x'" }
+  rollout { concurrency = 10 }
+  step "s" {
+    method  = "m"
+    success = reported.status == "done"
+    timeout = "5m"
+    retry {
+      attempts = 3
+      backoff  = "10s"
+    }
+  }
+}
+`
+
+var siteX = map[string]any{"site": "x"}
+
+func notOnline() error {
+	return &iothub.Error{Status: 404, Code: iothub.CodeDeviceNotOnline, Message: "Timed out waiting for device to connect."}
+}
+
+// runFake runs job on fleet inside the caller's synctest bubble.
+func runFake(t *testing.T, fleet *fakeFleet, src string) (*Result, *state.Store) {
+	t.Helper()
+	st := testStore(t)
+	r := testRunner(t, fleet.hub(), st, fleet.clock)
+	res, err := r.Run(context.Background(), Request{Job: testJob(t, src)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, st
+}
+
+func TestExecute_OfflineDeviceRetriedUntilBackOrTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clock := NewShiftedClock(mustTime(t, "2026-06-01T10:00:00Z"))
+		start := clock.Now()
+		fleet := newFakeFleet(clock,
+			&fakeDevice{id: "late", tags: siteX, work: time.Second},
+			&fakeDevice{id: "gone", tags: siteX, work: time.Second},
+		)
+		fleet.answer = func(d *fakeDevice, n int, now time.Time) (*iothub.MethodResponse, error) {
+			if d.id == "gone" || now.Before(start.Add(90*time.Second)) {
+				return nil, notOnline()
+			}
+			return &iothub.MethodResponse{Status: 200}, nil
+		}
+		res, st := runFake(t, fleet, stepJob)
+		xs := execsByKey(t, st, res.RunID)
+		late := xs["late/s"]
+		if late.State != state.ExecSucceeded {
+			t.Errorf("late: got %s (%s), want succeeded", late.State, late.Error)
+		}
+		// Not-online answers do not use up the retry attempts (3).
+		if n := len(fleet.callsTo("late")); n < 4 {
+			t.Errorf("late: got %d calls, want more than the 3 attempts", n)
+		}
+		gone := xs["gone/s"]
+		if gone.State != state.ExecTimedOut || !strings.Contains(gone.Error, "not online") {
+			t.Errorf("gone: got %s %q, want timed_out saying not online", gone.State, gone.Error)
+		}
+		if calls := fleet.callsTo("gone"); calls[len(calls)-1].at.After(start.Add(5 * time.Minute)) {
+			t.Errorf("gone: last call at %s, after the step's timeout", calls[len(calls)-1].at)
+		}
+		if res.State != state.RunFailed || res.Counts.TimedOut != 1 || res.Counts.Failed != 0 {
+			t.Errorf("got run %s %+v, want failed with one timed out and none failed", res.State, res.Counts)
+		}
+	})
+}
+
+func TestExecute_ThrottledNeverFailsADevice(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clock := NewShiftedClock(mustTime(t, "2026-06-01T10:00:00Z"))
+		var devs []*fakeDevice
+		for _, id := range []string{"a", "b", "c", "d", "e"} {
+			devs = append(devs, &fakeDevice{id: id, tags: siteX, work: time.Second})
+		}
+		fleet := newFakeFleet(clock, devs...)
+		var throttled atomic.Int32
+		fleet.answer = func(d *fakeDevice, n int, now time.Time) (*iothub.MethodResponse, error) {
+			if throttled.Add(1) <= 8 {
+				return nil, &iothub.Error{Status: 429, Code: iothub.CodeThrottlingException, RetryAfter: 2 * time.Second}
+			}
+			return &iothub.MethodResponse{Status: 200}, nil
+		}
+		st := testStore(t)
+		r := testRunner(t, fleet.hub(), st, clock)
+		res, err := r.Run(context.Background(), Request{Job: testJob(t, stepJob)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.State != state.RunSucceeded {
+			t.Fatalf("got %s (%s), want succeeded", res.State, res.Reason)
+		}
+		if got := r.Budget().Stats().Throttled[OpMethod]; got != 8 {
+			t.Errorf("got %d throttled calls counted, want 8", got)
+		}
+	})
+}
+
+func TestExecute_TransientFailuresUseAttempts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clock := NewShiftedClock(mustTime(t, "2026-06-01T10:00:00Z"))
+		fleet := newFakeFleet(clock, &fakeDevice{id: "a", tags: siteX, work: time.Second})
+		fleet.answer = func(d *fakeDevice, n int, now time.Time) (*iothub.MethodResponse, error) {
+			return nil, &iothub.Error{Status: 503, Code: iothub.CodeServiceUnavailable, Message: "unavailable"}
+		}
+		res, st := runFake(t, fleet, stepJob)
+		x := execsByKey(t, st, res.RunID)["a/s"]
+		if x.State != state.ExecFailed || !strings.Contains(x.Error, "after 3 attempts") {
+			t.Errorf("got %s %q, want failed after 3 attempts", x.State, x.Error)
+		}
+		if n := len(fleet.callsTo("a")); n != 3 {
+			t.Errorf("got %d calls, want 3", n)
+		}
+		if x.Attempt != 3 {
+			t.Errorf("got attempt %d recorded, want 3", x.Attempt)
+		}
+	})
+}
+
+func TestExecute_StatusOutsideAcceptStatusFails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clock := NewShiftedClock(mustTime(t, "2026-06-01T10:00:00Z"))
+		fleet := newFakeFleet(clock, &fakeDevice{id: "a", tags: siteX})
+		fleet.answer = func(d *fakeDevice, n int, now time.Time) (*iothub.MethodResponse, error) {
+			return &iothub.MethodResponse{Status: 404, Payload: []byte(`"Unknown method"`)}, nil
+		}
+		res, st := runFake(t, fleet, stepJob)
+		x := execsByKey(t, st, res.RunID)["a/s"]
+		if x.State != state.ExecFailed || x.MethodStatus == nil || *x.MethodStatus != 404 {
+			t.Errorf("got %s status %v, want failed with status 404", x.State, x.MethodStatus)
+		}
+		if string(x.Response) != `"Unknown method"` {
+			t.Errorf("got response %s, want the device's payload", x.Response)
+		}
+		if n := len(fleet.callsTo("a")); n != 1 {
+			t.Errorf("got %d calls, want 1 (a refusal is not retried)", n)
+		}
+	})
+}
+
+func TestExecute_ExpressionErrorRecordedOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clock := NewShiftedClock(mustTime(t, "2026-06-01T10:00:00Z"))
+		fleet := newFakeFleet(clock, &fakeDevice{id: "a", tags: siteX, work: time.Second,
+			reported: map[string]any{"rebootTime": "not a time"}})
+		res, st := runFake(t, fleet, `
+job "j" {
+  target { query = "tags.site = 'x'" }
+  step "s" {
+    method  = "m"
+    success = timecmp(reported.rebootTime, step.started_at) > 0
+    timeout = "2m"
+  }
+}`)
+		x := execsByKey(t, st, res.RunID)["a/s"]
+		if x.State != state.ExecTimedOut {
+			t.Errorf("got %s, want timed_out", x.State)
+		}
+		tl, err := st.DeviceTimeline(context.Background(), "a", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		notes := 0
+		for _, e := range tl {
+			for _, ev := range e.Events {
+				if ev.Kind == state.KindNote && ev.Error != "" {
+					notes++
+				}
+			}
+		}
+		if notes != 1 {
+			t.Errorf("got %d error notes, want the expression error recorded once", notes)
+		}
+	})
+}
+
+func TestExecute_DesiredStep(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clock := NewShiftedClock(mustTime(t, "2026-06-01T10:00:00Z"))
+		fleet := newFakeFleet(clock, &fakeDevice{id: "a", tags: siteX, work: 3 * time.Second})
+		hub := fleet.hub()
+		var got map[string]any
+		inner := hub.patch
+		hub.patch = func(ctx context.Context, id string, desired map[string]any) error {
+			got = desired
+			return inner(ctx, id, desired)
+		}
+		st := testStore(t)
+		r := testRunner(t, hub, st, clock)
+		res, err := r.Run(context.Background(), Request{Job: testJob(t, `
+job "j" {
+  target { devices = ["a", "missing"] }
+  step "policy" {
+    desired = { maintenanceWindow = { start = "01:00", duration = "3h" } }
+    success = reported.status == "done"
+    timeout = "1m"
+  }
+}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Counts.Succeeded != 1 || res.Counts.Skipped != 1 || res.State != state.RunSucceeded {
+			t.Errorf("got %s %+v, want succeeded with a succeeded and missing skipped", res.State, res.Counts)
+		}
+		mw, _ := got["maintenanceWindow"].(map[string]any)
+		if mw["start"] != "01:00" || mw["duration"] != "3h" {
+			t.Errorf("got desired patch %v, want the step's", got)
+		}
+		devs, err := st.RunDevices(context.Background(), res.RunID, state.DeviceFilter{State: state.ExecSkipped})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(devs) != 1 || devs[0].DeviceID != "missing" || !strings.Contains(devs[0].SkipReason, "not found") {
+			t.Errorf("got skipped %+v, want missing skipped as not found", devs)
+		}
+	})
+}
+
+// TestResume_ReconcilesFromTheTwin interrupts a run while calls are on
+// their way, then resumes it: a device whose twin shows the call was acted
+// on is not called again, one whose twin shows nothing is, and one that
+// had succeeded is left alone.
+func TestResume_ReconcilesFromTheTwin(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clock := NewShiftedClock(mustTime(t, "2026-06-01T10:00:00Z"))
+		fleet := newFakeFleet(clock,
+			&fakeDevice{id: "acted", tags: siteX, work: time.Second},
+			&fakeDevice{id: "done", tags: siteX, work: time.Second},
+			&fakeDevice{id: "lost", tags: siteX, work: time.Second},
+		)
+		hub := fleet.hub()
+		inner := hub.invoke
+		ctx, crash := context.WithCancel(context.Background())
+		var blocked atomic.Int32
+		hub.invoke = func(c context.Context, id string, call MethodCall) (*iothub.MethodResponse, error) {
+			switch id {
+			case "acted":
+				// The device gets the call; the answer never comes back.
+				_, _ = inner(c, id, call)
+			case "lost":
+				// The call never reaches the device.
+			default:
+				return inner(c, id, call)
+			}
+			if blocked.Add(1) == 2 {
+				go func() {
+					time.Sleep(10 * time.Second)
+					crash()
+				}()
+			}
+			<-c.Done()
+			return nil, c.Err()
+		}
+		st := testStore(t)
+		job := testJob(t, stepJob)
+		r := testRunner(t, hub, st, clock)
+		res, err := r.Run(ctx, Request{Job: job})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Interrupted {
+			t.Fatalf("got %+v, want an interrupted run", res)
+		}
+		xs := execsByKey(t, st, res.RunID)
+		if xs["acted/s"].State != state.ExecInvoking || xs["lost/s"].State != state.ExecInvoking || xs["done/s"].State != state.ExecSucceeded {
+			t.Fatalf("before resume: got acted %s, lost %s, done %s", xs["acted/s"].State, xs["lost/s"].State, xs["done/s"].State)
+		}
+
+		hub.invoke = inner
+		r2 := testRunner(t, hub, st, clock)
+		res, err = r2.Resume(context.Background(), res.RunID, Request{Job: job})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.State != state.RunSucceeded {
+			t.Fatalf("after resume: got %s (%s), want succeeded", res.State, res.Reason)
+		}
+		for id, want := range map[string]int{"acted": 1, "done": 1, "lost": 1} {
+			if n := len(fleet.callsTo(id)); n != want {
+				t.Errorf("%s: got %d calls delivered, want %d", id, n, want)
+			}
+		}
+		xs = execsByKey(t, st, res.RunID)
+		if a := xs["lost/s"].Attempt; a != 2 {
+			t.Errorf("lost: got attempt %d, want 2 (invoked again)", a)
+		}
+		if a := xs["acted/s"].Attempt; a != 1 {
+			t.Errorf("acted: got attempt %d, want 1 (followed, not invoked again)", a)
+		}
+	})
+}
+
+func TestResume_RefusesChangedJob(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clock := NewShiftedClock(mustTime(t, "2026-06-01T10:00:00Z"))
+		fleet := newFakeFleet(clock, &fakeDevice{id: "a", tags: siteX, work: time.Second})
+		st := testStore(t)
+		r := testRunner(t, fleet.hub(), st, clock)
+		drain := make(chan struct{})
+		close(drain)
+		res, err := r.Run(context.Background(), Request{Job: testJob(t, stepJob), Drain: drain})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Interrupted {
+			t.Fatalf("got %+v, want the drained run left unfinished", res)
+		}
+		_, err = r.Resume(context.Background(), res.RunID, Request{Job: testJob(t, strings.Replace(stepJob, `"5m"`, `"6m"`, 1))})
+		if !errors.Is(err, ErrJobChanged) {
+			t.Errorf("got %v, want ErrJobChanged", err)
+		}
+		res, err = r.Resume(context.Background(), res.RunID, Request{Job: testJob(t, stepJob)})
+		if err != nil || res.State != state.RunSucceeded {
+			t.Errorf("resume with the same job: got %v, %v, want succeeded", res, err)
+		}
+	})
+}
