@@ -21,77 +21,56 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
-	"os"
-	"os/signal"
 	"path"
 	"regexp"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
-	"github.com/hubflow/hubflow/iothub"
+	"github.com/hubflow/hubflow/examples/internal/tutorial"
 	"github.com/hubflow/hubflow/iothub/device"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
-}
+func main() { tutorial.Main(run) }
 
 // run is the whole app: it returns 0 once ctx ends, 1 when the device
 // cannot connect or report, and 2 for bad flags or configuration.
 func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("firmware-device", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	connStr := fs.String("connection-string", "", "device connection string (default $IOTHUB_DEVICE_CONNECTION_STRING)")
-	caFile := fs.String("ca", "", "PEM file of a CA to trust besides the system roots (the emulator's ca.pem)")
+	fs := tutorial.NewFlagSet("firmware-device", stderr)
+	settings := tutorial.NewDeviceFlags(fs)
 	download := fs.Duration("download", 15*time.Second, "time the simulated download takes")
 	apply := fs.Duration("apply", 15*time.Second, "time applying the simulated image takes")
 	version := fs.String("version", "2.0.0", "fwVersion reported at start-up (empty: none)")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return tutorial.ExitUsage
 	}
-	cfg, err := deviceConfig(*connStr, lookupEnv(env, "IOTHUB_DEVICE_CONNECTION_STRING"), *caFile)
+	client, id, err := settings.Client(env)
 	if err != nil {
-		fmt.Fprintf(stderr, "firmware-device: %v\n", err)
-		return 2
-	}
-	client, err := device.New(cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "firmware-device: %v\n", err)
-		return 2
+		return tutorial.Fail(stderr, "firmware-device", tutorial.ExitUsage, err)
 	}
 	defer client.Close()
 
 	u := &updater{client: client, out: stdout, download: *download, apply: *apply, start: make(chan string, 1)}
 	client.Handle("firmwareUpdate", u.handle)
 	if err := client.Connect(ctx); err != nil {
-		fmt.Fprintf(stderr, "firmware-device: connect: %v\n", err)
-		return 1
+		return tutorial.Fail(stderr, "firmware-device", tutorial.ExitFailed, fmt.Errorf("connect: %w", err))
 	}
 	initial := map[string]any{"firmwareStatus": "standBy", "logTime": now()}
 	if *version != "" {
 		initial["fwVersion"] = *version
 	}
 	if _, err := client.UpdateReported(ctx, initial); err != nil {
-		fmt.Fprintf(stderr, "firmware-device: report start-up state: %v\n", err)
-		return 1
+		return tutorial.Fail(stderr, "firmware-device", tutorial.ExitFailed, fmt.Errorf("report start-up state: %w", err))
 	}
-	fmt.Fprintf(stdout, "Device %s connected and in standBy; waiting for firmwareUpdate (Ctrl-C to stop).\n", cfg.ConnectionString.DeviceID)
+	fmt.Fprintf(stdout, "Device %s connected and in standBy; waiting for firmwareUpdate (Ctrl-C to stop).\n", id)
 	for {
 		select {
 		case <-ctx.Done():
 			fmt.Fprintln(stdout, "Stopped.")
-			return 0
+			return tutorial.ExitOK
 		case uri := <-u.start:
 			if err := u.update(ctx, uri); err != nil && ctx.Err() == nil {
 				fmt.Fprintf(stderr, "firmware-device: %v\n", err)
@@ -153,7 +132,7 @@ func (u *updater) update(ctx context.Context, uri string) error {
 	if err != nil {
 		return err
 	}
-	if err := pause(ctx, u.download); err != nil {
+	if err := tutorial.Pause(ctx, u.download); err != nil {
 		return err
 	}
 	if err := report("downloadComplete", map[string]any{"downloadComplete": now()}); err != nil {
@@ -163,7 +142,7 @@ func (u *updater) update(ctx context.Context, uri string) error {
 	if err := report("applying", map[string]any{"firmwareStatus": "applying", "startedApplyingImage": now()}); err != nil {
 		return err
 	}
-	if err := pause(ctx, u.apply); err != nil {
+	if err := tutorial.Pause(ctx, u.apply); err != nil {
 		return err
 	}
 	done := map[string]any{"firmwareStatus": "completed", "lastFirmwareUpdate": now()}
@@ -197,66 +176,5 @@ func versionFromURI(uri string) string {
 	return ms[len(ms)-1]
 }
 
-func now() string { return time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00") }
-
-func pause(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// deviceConfig builds the client configuration from the flag (or the
-// environment) and an optional CA file.
-func deviceConfig(flagValue, envValue, caFile string) (device.Config, error) {
-	s := flagValue
-	if s == "" {
-		s = envValue
-	}
-	if s == "" {
-		return device.Config{}, errors.New("no device connection string: set IOTHUB_DEVICE_CONNECTION_STRING or pass -connection-string")
-	}
-	cs, err := iothub.ParseConnectionString(s)
-	if err != nil {
-		return device.Config{}, err
-	}
-	if !cs.IsDevice() {
-		return device.Config{}, errors.New("the connection string is a service policy's; this app needs a device connection string (with DeviceId)")
-	}
-	cfg := device.Config{ConnectionString: cs}
-	if caFile != "" {
-		if cfg.RootCAs, err = loadCA(caFile); err != nil {
-			return device.Config{}, err
-		}
-	}
-	return cfg, nil
-}
-
-// loadCA returns the system roots plus the certificates in path.
-func loadCA(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read CA file: %w", err)
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("read CA file %s: no PEM certificate in it", path)
-	}
-	return pool, nil
-}
-
-func lookupEnv(env []string, key string) string {
-	for i := len(env) - 1; i >= 0; i-- {
-		if v, ok := strings.CutPrefix(env[i], key+"="); ok {
-			return v
-		}
-	}
-	return ""
-}
+// now is the time stamped on each stage.
+func now() string { return tutorial.Timestamp(time.Now()) }

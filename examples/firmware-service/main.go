@@ -15,57 +15,34 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"reflect"
-	"strings"
-	"syscall"
 	"time"
 
-	"github.com/hubflow/hubflow/iothub"
+	"github.com/hubflow/hubflow/examples/internal/tutorial"
 	"github.com/hubflow/hubflow/iothub/service"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
-}
+func main() { tutorial.Main(run) }
 
 // run is the whole app and returns its exit code: 0 when the update
 // completed, 1 when it failed or timed out (or the hub refused), 2 for bad
 // flags or configuration.
 func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("firmware-service", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	connStr := fs.String("connection-string", "", "service connection string (default $IOTHUB_CONNECTION_STRING)")
-	deviceID := fs.String("device", "", "device to update (default $IOTHUB_DEVICE_ID)")
-	caFile := fs.String("ca", "", "PEM file of a CA to trust besides the system roots (the emulator's ca.pem)")
+	fs := tutorial.NewFlagSet("firmware-service", stderr)
+	settings := tutorial.NewServiceFlags(fs, tutorial.ServiceOptions{Action: "update"})
 	uri := fs.String("uri", "https://secureurl/firmware/2.1.0.bin", "firmware package URI sent as fwPackageUri")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up when the update has not finished by then")
 	poll := fs.Duration("poll", time.Second, "interval between twin reads")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return tutorial.ExitUsage
 	}
-	id := firstNonEmpty(*deviceID, lookupEnv(env, "IOTHUB_DEVICE_ID"))
-	cfg, err := serviceConfig(firstNonEmpty(*connStr, lookupEnv(env, "IOTHUB_CONNECTION_STRING")), *caFile)
-	if err == nil && id == "" {
-		err = errors.New("no device: set IOTHUB_DEVICE_ID or pass -device")
-	}
+	client, id, err := settings.Client(env)
 	if err != nil {
-		fmt.Fprintf(stderr, "firmware-service: %v\n", err)
-		return 2
-	}
-	client, err := service.New(cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "firmware-service: %v\n", err)
-		return 2
+		return tutorial.Fail(stderr, "firmware-service", tutorial.ExitUsage, err)
 	}
 	defer client.Close()
 
@@ -75,10 +52,9 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) int 
 		if errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("the update of device %s did not finish within %s", id, *timeout)
 		}
-		fmt.Fprintf(stderr, "firmware-service: %v\n", err)
-		return 1
+		return tutorial.Fail(stderr, "firmware-service", tutorial.ExitFailed, err)
 	}
-	return 0
+	return tutorial.ExitOK
 }
 
 // progress is the part of the reported properties the update changes.
@@ -113,40 +89,20 @@ func updateAndFollow(ctx context.Context, client *service.Client, id, uri string
 
 	payload, _ := json.Marshal(map[string]string{"fwPackageUri": uri})
 	fmt.Fprintf(out, "Invoking firmwareUpdate with %s.\n", payload)
-	resp, err := client.InvokeMethod(ctx, id, service.MethodCall{Name: "firmwareUpdate", Payload: payload, ResponseTimeout: 30 * time.Second})
-	if err != nil {
+	if err := tutorial.CallMethod(ctx, client, id, "firmwareUpdate", payload, out); err != nil {
 		return err
-	}
-	fmt.Fprintf(out, "Method response: status %d, payload %s\n", resp.Status, resp.Payload)
-	if resp.Status != 200 {
-		return fmt.Errorf("device answered firmwareUpdate with status %d", resp.Status)
 	}
 
 	last := before
-	t := time.NewTicker(poll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-		twin, err := client.GetTwin(ctx, id)
-		if err != nil {
-			if iothub.IsRetryable(err) {
-				fmt.Fprintf(out, "Twin read failed (%v); trying again.\n", err)
-				continue
-			}
-			return err
-		}
-		p := progressOf(twin.Properties.Reported)
+	return tutorial.PollReported(ctx, client, id, poll, out, func(reported map[string]any) (bool, error) {
+		p := progressOf(reported)
 		switch {
 		case p.status == "completed" && p.lastUpdate != nil && changed(p.lastUpdate, before.lastUpdate):
 			fmt.Fprintf(out, "Firmware applied at %v; device now runs firmware %v.\n", p.lastUpdate, orNone(p.fwVersion))
-			return nil
+			return true, nil
 		case p.status == "failed" && p.updateError != nil && changed(p.updateError, before.updateError):
 			detail, _ := json.Marshal(p.updateError)
-			return fmt.Errorf("device %s reported the update failed: %s", id, detail)
+			return true, fmt.Errorf("device %s reported the update failed: %s", id, detail)
 		}
 		if p.status == "downloading" && last.status != "downloading" {
 			fmt.Fprintln(out, "Downloading firmware…")
@@ -158,7 +114,8 @@ func updateAndFollow(ctx context.Context, client *service.Client, id, uri string
 			fmt.Fprintf(out, "Applying firmware since %v…\n", p.startedApplying)
 		}
 		last = p
-	}
+		return false, nil
+	})
 }
 
 // changed compares twin values, which may be objects.
@@ -169,58 +126,4 @@ func orNone(v any) any {
 		return "(none)"
 	}
 	return v
-}
-
-// serviceConfig builds the client configuration from the connection string
-// and an optional CA file.
-func serviceConfig(connStr, caFile string) (service.Config, error) {
-	if connStr == "" {
-		return service.Config{}, errors.New("no hub: set IOTHUB_CONNECTION_STRING or pass -connection-string")
-	}
-	cs, err := iothub.ParseConnectionString(connStr)
-	if err != nil {
-		return service.Config{}, err
-	}
-	if cs.IsDevice() {
-		return service.Config{}, errors.New("the connection string is a device's; this app needs a service policy's (SharedAccessKeyName=service or iothubowner)")
-	}
-	cfg := service.Config{ConnectionString: cs}
-	if caFile != "" {
-		if cfg.RootCAs, err = loadCA(caFile); err != nil {
-			return service.Config{}, err
-		}
-	}
-	return cfg, nil
-}
-
-// loadCA returns the system roots plus the certificates in path.
-func loadCA(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read CA file: %w", err)
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("read CA file %s: no PEM certificate in it", path)
-	}
-	return pool, nil
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-func lookupEnv(env []string, key string) string {
-	for i := len(env) - 1; i >= 0; i-- {
-		if v, ok := strings.CutPrefix(env[i], key+"="); ok {
-			return v
-		}
-	}
-	return ""
 }
