@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,6 +70,15 @@ job "two-step" {
 }
 `
 
+// processCPU returns the CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // rssMB reads the process's resident set size (Linux), or 0.
 func rssMB() float64 {
 	b, err := os.ReadFile("/proc/self/status")
@@ -109,8 +119,9 @@ func peakRSS(stop <-chan struct{}) <-chan float64 {
 // 100 ms, against the emulator and the fleet running in two child
 // processes on the same machine. It reports device executions (one device
 // through one step) per second, devices through the whole workflow per
-// second, twin reads and queries per device, and the RSS of the runner's
-// process before the run and at its peak.
+// second, twin reads and queries per device, the CPU time per execution
+// of the runner and of the emulator and fleet together, and the RSS of the
+// runner's process before the run and at its peak.
 func BenchmarkRun_TwoStep(b *testing.B) {
 	n := benchDevices(10000)
 	f := startHubProcesses(b, benchFleet(n, "90ms..110ms"), fixtureOptions{seed: 12})
@@ -120,9 +131,13 @@ func BenchmarkRun_TwoStep(b *testing.B) {
 		r := f.newRunner(b, runner.Config{ControlInterval: time.Second})
 		stop := make(chan struct{})
 		peak := peakRSS(stop)
+		hubCPU := f.emu.cpu() + f.fleet.cpu()
+		ownCPU := processCPU()
 		start := time.Now()
 		res, err := r.Run(context.Background(), runner.Request{Job: loadJob(b, benchTwoStepJob)})
 		elapsed := time.Since(start)
+		hubCPU = f.emu.cpu() + f.fleet.cpu() - hubCPU
+		ownCPU = processCPU() - ownCPU
 		close(stop)
 		if err != nil {
 			b.Fatal(err)
@@ -134,6 +149,8 @@ func BenchmarkRun_TwoStep(b *testing.B) {
 		b.ReportMetric(float64(n)/elapsed.Seconds(), "devices/s")
 		b.ReportMetric(float64(res.TwinReads)/float64(n), "reads/device")
 		b.ReportMetric(float64(res.Queries)/float64(n), "queries/device")
+		b.ReportMetric(float64(ownCPU.Microseconds())/float64(2*n), "runner-CPU-µs/execution")
+		b.ReportMetric(float64(hubCPU.Microseconds())/float64(2*n), "hub+fleet-CPU-µs/execution")
 		b.ReportMetric(base, "MB-RSS-before")
 		b.ReportMetric(<-peak, "MB-RSS-peak")
 	}
@@ -144,7 +161,8 @@ func BenchmarkRun_TwoStep(b *testing.B) {
 // (one unit) and the runner keeping to an S1 budget, the emulator and the
 // fleet in child processes. It reports the share of the hub's method rate
 // the deliveries reached (between the first and the last), the share of
-// method calls answered 429, every 429 the hub sent (devices' included),
+// method calls answered 429, the 429s the runner got and every 429 the hub
+// sent (the devices' included),
 // and the median and p99 delay between the hub receiving a device's
 // "completed" report and the runner recording the step's success.
 func BenchmarkRun_S1Quota(b *testing.B) {
@@ -161,7 +179,7 @@ job "fw" {
     progress = reported.firmwareStatus
     success  = reported.firmwareStatus == "completed"
     failure  = reported.firmwareStatus == "failed"
-    timeout  = "10m"
+    timeout  = "2m"
     retry { backoff = "1s" }
   }
 }`)
@@ -176,16 +194,25 @@ job "fw" {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if res.State != state.RunSucceeded {
-			b.Fatalf("got %s %+v (%s), want succeeded", res.State, res.Counts, res.Reason)
+		// Devices whose reports the hub throttled can miss their step's
+		// timeout when the fleet gives those reports up; that is counted,
+		// not fatal: the figures here are about the runner's calls.
+		if res.Counts.Failed > 0 {
+			b.Fatalf("got %s %+v (%s), want no device failed", res.State, res.Counts, res.Reason)
 		}
+		b.ReportMetric(float64(res.Counts.TimedOut), "devices-timed-out")
 		after := f.emu.report(b)
 		calls := after.Delivered - before.Delivered
 		throttled := budget.Stats().Throttled[runner.OpMethod]
 		rate := float64(calls-1) / after.LastSent.Sub(after.FirstSent).Seconds()
 		b.ReportMetric(100*rate/40, "%-of-method-quota")
 		b.ReportMetric(100*float64(throttled)/float64(calls+int(throttled)), "%-methods-throttled")
-		b.ReportMetric(float64(after.Stats.Throttled-before.Stats.Throttled), "429s-all-ops")
+		b.ReportMetric(float64(after.Stats.Throttled-before.Stats.Throttled), "429s-hub-total")
+		var own int64
+		for _, n := range budget.Stats().Throttled {
+			own += n
+		}
+		b.ReportMetric(float64(own), "429s-to-runner")
 		p50, p99 := recordDelays(b, f.fixture, res.RunID, after.Completed)
 		b.ReportMetric(p50.Seconds()*1000, "ms-p50-record-delay")
 		b.ReportMetric(p99.Seconds()*1000, "ms-p99-record-delay")

@@ -31,8 +31,11 @@ const (
 // device is one target device as the engine tracks it. Its fields belong to
 // the engine's loop goroutine; an execution works on a copy (task).
 type device struct {
-	id     string
-	seq    int
+	id  string
+	seq int
+	// twin is the device's twin as the run found it, until the run has
+	// picked its canaries; it is dropped then, so that a large run does
+	// not keep every twin.
 	twin   *iothub.Twin
 	gate   *gate
 	canary bool
@@ -51,11 +54,13 @@ type device struct {
 	outcome     state.ExecState
 	pendingSkip string
 
-	active    bool
 	notBefore time.Time
 	forWindow bool
 	hidx      int
 }
+
+// rateSpan is the period over which a snapshot's rate is measured.
+const rateSpan = 10 * time.Second
 
 // stopKind is why a run stopped starting devices.
 type stopKind int
@@ -100,7 +105,10 @@ type engine struct {
 	fatal     error
 
 	nSucceeded, nFailed, nTimedOut, nSkipped, nDone int
-	baseFinished, baseCounted                       int
+	// nLeft counts executions left mid-step by a hard stop; they count
+	// as running, as the history records them.
+	nLeft                     int
+	baseFinished, baseCounted int
 
 	starting    atomic.Bool
 	startMu     sync.Mutex
@@ -179,6 +187,9 @@ func (e *engine) concurrency() int { return max(1, e.job.Rollout.Concurrency) }
 func (e *engine) prepare(ctx context.Context) error {
 	e.pickCanaries()
 	e.canaryPhase = len(e.canaries) > 0 && !e.canariesSucceeded()
+	for _, d := range e.devices {
+		d.twin = nil
+	}
 	for _, d := range e.devices {
 		if d.pendingSkip != "" && !d.done {
 			if err := e.skipRest(ctx, d, d.pendingSkip); err != nil {
@@ -515,9 +526,8 @@ func (e *engine) dispatch(ctx context.Context, now time.Time) {
 
 func (e *engine) start(ctx context.Context, d *device) {
 	e.active++
-	d.active = true
 	t := task{
-		id: d.id, twin: d.twin, gate: d.gate, step: d.step, attempt: d.attempt, tries: d.tries,
+		id: d.id, gate: d.gate, step: d.step, attempt: d.attempt, tries: d.tries,
 		offline: d.offline, started: d.started, invokedAt: d.invokedAt, progress: d.progress,
 		evalErr: d.evalErr, mode: d.mode, dev: d,
 	}
@@ -531,13 +541,9 @@ func (e *engine) start(ctx context.Context, d *device) {
 func (e *engine) handle(ctx context.Context, o outcome) {
 	e.active--
 	d := o.t.dev
-	d.active = false
 	t := o.t
 	d.attempt, d.tries, d.offline = t.attempt, t.tries, t.offline
 	d.started, d.invokedAt, d.progress, d.evalErr = t.started, t.invokedAt, t.progress, t.evalErr
-	if t.twin != nil {
-		d.twin = t.twin
-	}
 	d.mode = modeStart
 	switch o.kind {
 	case outNotStarted:
@@ -572,6 +578,9 @@ func (e *engine) handle(ctx context.Context, o outcome) {
 		e.finish(ctx, d, st, o.err)
 	case outInterrupted:
 		d.mode = t.mode
+		if t.attempt > 0 || t.mode != modeStart {
+			e.nLeft++
+		}
 	case outFatal:
 		d.mode = t.mode
 		e.fatalf(fmt.Errorf("run %s: %s", e.runID, o.err))
@@ -583,7 +592,17 @@ func (e *engine) handle(ctx context.Context, o outcome) {
 func (e *engine) finish(ctx context.Context, d *device, st state.ExecState, detail string) {
 	d.done, d.outcome = true, st
 	e.count(st)
-	e.doneLog = append(e.doneLog, e.r.clock.Now())
+	now := e.r.clock.Now()
+	e.doneLog = append(e.doneLog, now)
+	if len(e.doneLog) > 4096 && now.Sub(e.doneLog[0]) > rateSpan {
+		// Only the last rateSpan matters; a long run must not keep every
+		// finish time.
+		i := 0
+		for i < len(e.doneLog) && now.Sub(e.doneLog[i]) > rateSpan {
+			i++
+		}
+		e.doneLog = append(e.doneLog[:0], e.doneLog[i:]...)
+	}
 	if st == state.ExecFailed || st == state.ExecTimedOut {
 		e.skipLater(ctx, d, fmt.Sprintf("step %q %s", e.job.Steps[d.step].Name, strings.ReplaceAll(string(st), "_", " ")))
 	}
@@ -799,7 +818,10 @@ func (e *engine) checkEnd(ctx context.Context) (*Result, bool) {
 	if e.paused || e.nDone < len(e.devices) {
 		return nil, false
 	}
-	if !e.followAt.IsZero() || e.resolving {
+	// A following run ends like any other once its devices are done; it
+	// only waits for a re-resolution already under way, which may add
+	// devices.
+	if e.resolving {
 		return nil, false
 	}
 	if n := e.nFailed + e.nTimedOut; n > 0 {
@@ -852,8 +874,8 @@ func (e *engine) result(interrupted bool) *Result {
 
 func (e *engine) counts() state.Counts {
 	return state.Counts{
-		Pending:   len(e.devices) - e.nDone - e.active,
-		Running:   e.active,
+		Pending:   len(e.devices) - e.nDone - e.active - e.nLeft,
+		Running:   e.active + e.nLeft,
 		Succeeded: e.nSucceeded,
 		Failed:    e.nFailed,
 		TimedOut:  e.nTimedOut,
@@ -884,8 +906,8 @@ func (e *engine) snapshot() Snapshot {
 	}
 	st := e.r.budget.Stats()
 	s.Throttled = sum(st.Throttled[:])
-	// Rate over the last 10 s of finishes (or since the start).
-	cut := now.Add(-10 * time.Second)
+	// Rate over the last rateSpan of finishes (or since the start).
+	cut := now.Add(-rateSpan)
 	i := 0
 	for i < len(e.doneLog) && e.doneLog[i].Before(cut) {
 		i++
@@ -894,7 +916,7 @@ func (e *engine) snapshot() Snapshot {
 		e.doneLog = append(e.doneLog[:0], e.doneLog[i:]...)
 		i = 0
 	}
-	span := min(10*time.Second, now.Sub(e.began))
+	span := min(rateSpan, now.Sub(e.began))
 	if n := len(e.doneLog) - i; n > 0 && span > 0 {
 		s.Rate = float64(n) / span.Seconds()
 		left := len(e.devices) - e.nDone
@@ -984,7 +1006,7 @@ func (e *engine) addFollowed(ctx context.Context, fr followResult) {
 		if known[t.ID] || t.SkipReason != "" {
 			continue
 		}
-		d := &device{id: t.ID, twin: t.Twin}
+		d := &device{id: t.ID}
 		var reason string
 		d.gate, reason = e.gates.forDevice(t.ID, t.Twin)
 		recs = append(recs, state.Target{DeviceID: t.ID, SkipReason: reason})

@@ -23,7 +23,6 @@ const maxBackoff = 5 * time.Minute
 type task struct {
 	dev       *device // identity only; its fields belong to the engine
 	id        string
-	twin      *iothub.Twin
 	gate      *gate
 	step      int
 	attempt   int
@@ -337,7 +336,6 @@ func (e *engine) follow1(ctx context.Context, t task, step *jobs.Step) outcome {
 // value is recorded, an expression error once per device, and success or
 // failure ends the step.
 func (e *engine) observe(ctx context.Context, t *task, step *jobs.Step, twin *iothub.Twin) (outcome, bool) {
-	t.twin = twin
 	obs := step.Observe(twinDevice(t.id, twin, t.started))
 	if obs.Err != nil {
 		if msg := obs.Err.Error(); msg != t.evalErr {

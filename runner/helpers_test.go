@@ -313,7 +313,7 @@ func newRemoteFixture(t testing.TB, connStr, caFile string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := service.New(service.Config{ConnectionString: cs, RootCAs: roots, MaxConns: 256})
+	svc, err := service.New(service.Config{ConnectionString: cs, RootCAs: roots, MaxConns: 512})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,9 +24,11 @@ const (
 	observeGrowth = 1.5
 	// observeWorkers bounds the observer's requests in flight.
 	observeWorkers = 16
-	// maxBatch bounds the devices in one batched query, whatever the
-	// query-length limit would allow, to keep answers a manageable size.
-	maxBatch = 1000
+	// maxProbe bounds the devices in one batched probe (whose rows are
+	// small) and maxFetch those in one query for whole twins, which a
+	// reader holds in memory at once.
+	maxProbe = 1000
+	maxFetch = 250
 )
 
 // observer reads the twins of devices whose step is in progress and hands
@@ -36,7 +38,8 @@ const (
 // from what other devices of the same step showed, and the most overdue
 // device is read first when the budget is the bottleneck. Where queries are
 // cheap (an unmetered hub, or S3), devices due at about the same time are
-// read together with one `deviceId IN [...]` query.
+// read together: one `deviceId IN [...]` query for their versions, and one
+// for the whole twins of those that changed.
 type observer struct {
 	hub    Hub
 	budget *Budget
@@ -233,7 +236,7 @@ func (o *observer) take(batch bool) []*watch {
 	horizon := now.Add(minObserveInterval / 2)
 	length := len(probeQueryPrefix) + 2
 	var ws []*watch
-	for len(o.due) > 0 && !o.due[0].due.After(horizon) && len(ws) < maxBatch {
+	for len(o.due) > 0 && !o.due[0].due.After(horizon) && len(ws) < maxProbe {
 		q := jobs.QuoteString(o.due[0].id)
 		if length+len(q)+1 > iothub.MaxQueryLength {
 			break
@@ -317,19 +320,28 @@ func (o *observer) readBatch(ctx context.Context, ws []*watch) {
 		o.readOne(ctx, changed[0])
 		return
 	}
-	if err := o.budget.Wait(ctx, OpQuery, 1); err != nil {
-		return
+	for len(changed) > 0 {
+		chunk := changed[:min(len(changed), maxFetch)]
+		changed = changed[len(chunk):]
+		if err := o.budget.Wait(ctx, OpQuery, 1); err != nil {
+			return
+		}
+		o.fetch(ctx, chunk)
 	}
-	twins, err := o.query(ctx, batchQueryPrefix, changed)
-	now = time.Now()
+}
+
+// fetch reads the whole twins of ws with one query and delivers them.
+func (o *observer) fetch(ctx context.Context, ws []*watch) {
+	twins, err := o.query(ctx, batchQueryPrefix, ws)
+	now := time.Now()
 	if err != nil {
-		for _, w := range changed {
+		for _, w := range ws {
 			o.failed(ctx, w, OpQuery, err, now)
 		}
 		return
 	}
-	left := make(map[string]*watch, len(changed))
-	for _, w := range changed {
+	left := make(map[string]*watch, len(ws))
+	for _, w := range ws {
 		left[w.id] = w
 	}
 	for _, t := range twins {

@@ -95,16 +95,22 @@ type PlanRollout struct {
 // ZoneOpenings are the next openings of a job's windows in one zone.
 type ZoneOpenings struct {
 	// Zones are the zones the windows are read in ("Europe/Berlin").
-	Zones string `json:"zones"`
+	Zones string
 	// Devices is how many target devices follow these openings.
-	Devices  int       `json:"devices"`
-	Openings []Opening `json:"openings"`
+	Devices int
+	// OpenNow is true when a window is open at the plan's time, until
+	// OpenUntil (which spans windows that open back to back).
+	OpenNow   bool
+	OpenUntil time.Time
+	// Openings are the next openings after the plan's time, soonest first.
+	Openings []Opening
 }
 
-// Opening is one opening of a window set.
+// Opening is one opening of one window: Closes is Opens plus the window's
+// duration.
 type Opening struct {
-	Opens  time.Time `json:"opens"`
-	Closes time.Time `json:"closes"`
+	Window        string
+	Opens, Closes time.Time
 }
 
 // Estimate bounds how long a run may take once it may start.
@@ -188,19 +194,11 @@ func (r *Runner) Plan(ctx context.Context, job *jobs.Job, o PlanOptions) (*Plan,
 		all := gs.all()
 		for _, g := range all {
 			zo := ZoneOpenings{Zones: g.zone, Devices: perGate[g]}
-			if open, _ := g.openAt(now); open {
+			if open, closes := g.openAt(now); open {
 				p.OpenNow = true
+				zo.OpenNow, zo.OpenUntil = true, closes
 			}
-			after := now
-			for range n {
-				next := g.set.NextOpening(after)
-				if next.IsZero() {
-					break
-				}
-				_, closes := g.set.OpenAt(next)
-				zo.Openings = append(zo.Openings, Opening{Opens: next, Closes: closes})
-				after = next
-			}
+			zo.Openings = gs.openings(g, now, n)
 			p.Windows = append(p.Windows, zo)
 		}
 		sort.Slice(p.Windows, func(i, j int) bool {

@@ -209,7 +209,25 @@ func freeAddr(tb testing.TB) string {
 // hubProcesses are an emulator and a fleet in child processes.
 type hubProcesses struct {
 	*fixture
-	emu *child
+	emu, fleet *child
+}
+
+// cpu returns the CPU time the child has used so far (Linux), or 0.
+func (c *child) cpu() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses: utime and
+	// stime are the 12th and 13th of them, in clock ticks (100 a second).
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * 10 * time.Millisecond
 }
 
 // startHubProcesses starts an emulator and a fleet in two child processes
@@ -232,7 +250,7 @@ func startHubProcesses(tb testing.TB, fleetHCL string, o fixtureOptions) *hubPro
 		tb.Fatalf("emulator child said %q: %v", line, err)
 	}
 	_, port, _ := strings.Cut(hello.MQTT, ":")
-	startChild(tb, envChild+"=fleet", envHub+"="+hello.CS, envCA+"="+hello.CA, envFleet+"="+fleetHCL,
+	fleet, _ := startChild(tb, envChild+"=fleet", envHub+"="+hello.CS, envCA+"="+hello.CA, envFleet+"="+fleetHCL,
 		envSeed+"="+strconv.FormatInt(o.seed, 10), envGateway+"=localhost:"+port)
 	if o.tier != "" {
 		emu.stop()
@@ -251,7 +269,7 @@ func startHubProcesses(tb testing.TB, fleetHCL string, o fixtureOptions) *hubPro
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-	return &hubProcesses{fixture: newRemoteFixture(tb, hello.CS, hello.CA), emu: emu}
+	return &hubProcesses{fixture: newRemoteFixture(tb, hello.CS, hello.CA), emu: emu, fleet: fleet}
 }
 
 func fleetSize(tb testing.TB, fleetHCL string) int {

@@ -51,8 +51,9 @@ type Config struct {
 	// ControlInterval is how often a run reads the cancel and resume
 	// requests other processes leave in the store. Default 1 s.
 	ControlInterval time.Duration
-	// FollowInterval is how often a job with follow = true and no windows
-	// re-resolves its target. Default 5 minutes.
+	// FollowInterval is how often a run of a job with follow = true and no
+	// windows re-resolves its target while it has devices left. Default 5
+	// minutes.
 	FollowInterval time.Duration
 }
 
@@ -215,6 +216,7 @@ func (r *Runner) Run(ctx context.Context, req Request) (*Result, error) {
 	if err := r.rec.RecordTargets(ctx, runID, recs); err != nil {
 		return nil, fmt.Errorf("run %s: %w", runID, err)
 	}
+	targets, recs = nil, nil // the engine keeps what it needs
 	res, err := e.run(ctx)
 	if res != nil {
 		res.PlanHash = hash

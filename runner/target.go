@@ -100,7 +100,7 @@ func idQueries(ids []string) []string {
 	}
 	for _, id := range ids {
 		q := jobs.QuoteString(id)
-		if n > 0 && (b.Len()+1+len(q)+1 > iothub.MaxQueryLength || n >= maxBatch) {
+		if n > 0 && b.Len()+1+len(q)+1 > iothub.MaxQueryLength {
 			flush()
 		}
 		if n == 0 {

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +16,9 @@ import (
 type gate struct {
 	set  jobs.WindowSet
 	zone string // the zones the windows are read in, for display
+	// locs are the zones of the job's windows in order, for listing each
+	// window's openings; nil means each window's own zone.
+	locs []*time.Location
 
 	mu sync.Mutex
 	// Memo of the last answer: open until closes, or closed until next.
@@ -93,9 +97,32 @@ func (g *gates) forDevice(id string, twin *iothub.Twin) (*gate, string) {
 	if err != nil {
 		return nil, err.Error()
 	}
-	gt := &gate{set: set, zone: key}
+	gt := &gate{set: set, zone: key, locs: locs}
 	g.byZone[key] = gt
 	return gt, ""
+}
+
+// openings lists the next n openings of the job's windows through g,
+// each with its own closing time, soonest first.
+func (g *gates) openings(gt *gate, after time.Time, n int) []Opening {
+	var out []Opening
+	for i, w := range g.job.Windows {
+		var loc *time.Location
+		if gt.locs != nil {
+			loc = gt.locs[i]
+		}
+		t := after
+		for range n {
+			next := w.NextOpening(t, loc)
+			if next.IsZero() {
+				break
+			}
+			out = append(out, Opening{Window: w.Name, Opens: next, Closes: next.Add(w.Duration)})
+			t = next
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Opens.Before(out[j].Opens) })
+	return out[:min(n, len(out))]
 }
 
 // all returns every distinct gate made so far.

@@ -89,6 +89,21 @@ type hubFlags struct {
 	fleet string
 	tier  string
 	units int
+	// conns bounds the connections to the hub; 0 means defaultConns.
+	// Not a flag: run sets it from the job's concurrency.
+	conns int
+}
+
+// defaultConns is the connection pool of the hub client when the caller
+// has no better idea; every direct method in flight holds one connection
+// until the device answers.
+const defaultConns = 256
+
+func (f *hubFlags) maxConns() int {
+	if f.conns > 0 {
+		return f.conns
+	}
+	return defaultConns
 }
 
 func addHubFlags(fs *flag.FlagSet) *hubFlags {
@@ -159,7 +174,7 @@ func (a *app) connectHub(ctx context.Context, f *hubFlags, jobFile string) (*hub
 		if cs.IsDevice() {
 			return nil, usageErrorf("hub connection string: this is a device's connection string; hubflow needs a service policy's (SharedAccessKeyName=service or iothubowner)")
 		}
-		c, err := service.New(service.Config{ConnectionString: cs, RootCAs: roots, MaxConns: 256, Logger: a.logger})
+		c, err := service.New(service.Config{ConnectionString: cs, RootCAs: roots, MaxConns: f.maxConns(), Logger: a.logger})
 		if err != nil {
 			return nil, withCode(exitBadInput, err)
 		}
@@ -192,7 +207,7 @@ func (a *app) embeddedHub(ctx context.Context, f *hubFlags, jobFile string, budg
 		emu.Close()
 		return nil, withCode(exitHubError, err)
 	}
-	c, err := service.New(service.Config{ConnectionString: cs, RootCAs: emu.CAPool(), MaxConns: 256, Logger: a.logger})
+	c, err := service.New(service.Config{ConnectionString: cs, RootCAs: emu.CAPool(), MaxConns: f.maxConns(), Logger: a.logger})
 	if err != nil {
 		emu.Close()
 		return nil, withCode(exitHubError, err)

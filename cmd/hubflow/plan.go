@@ -145,16 +145,29 @@ func writePlan(w io.Writer, p *runner.Plan, file string, now time.Time) {
 	fmt.Fprintf(w, "\nRollout: %s\n", rolloutText(p.Rollout))
 
 	if len(p.Windows) > 0 {
-		state := "closed now"
-		if p.OpenNow {
-			state = "open now"
-		}
-		fmt.Fprintf(w, "\nWindows (%s), next openings:\n", state)
+		names := map[string]bool{}
 		for _, z := range p.Windows {
-			fmt.Fprintf(w, "  %s (%s):\n", z.Zones, plural(z.Devices, "device"))
 			for _, o := range z.Openings {
-				fmt.Fprintf(w, "    %s  until %s  (in %s)\n", o.Opens.Format("2006-01-02 15:04 MST"),
-					o.Closes.Format("2006-01-02 15:04 MST"), roughDuration(o.Opens.Sub(now)))
+				names[o.Window] = true
+			}
+		}
+		fmt.Fprintln(w, "\nWindows, next openings:")
+		for _, z := range p.Windows {
+			fmt.Fprintf(w, "  %s (%s)", z.Zones, plural(z.Devices, "device"))
+			switch {
+			case z.OpenNow && z.OpenUntil.Sub(now) > 7*24*time.Hour:
+				fmt.Fprint(w, ", open now")
+			case z.OpenNow:
+				fmt.Fprintf(w, ", open now until %s", z.OpenUntil.In(zoneOf(z)).Format("2006-01-02 15:04 MST"))
+			}
+			fmt.Fprintln(w, ":")
+			for _, o := range z.Openings {
+				fmt.Fprintf(w, "    %s  until %s  (in %s)", o.Opens.Format("2006-01-02 15:04 MST"),
+					o.Closes.In(o.Opens.Location()).Format("2006-01-02 15:04 MST"), roughDuration(o.Opens.Sub(now)))
+				if len(names) > 1 {
+					fmt.Fprintf(w, "  %s", o.Window)
+				}
+				fmt.Fprintln(w)
 			}
 		}
 	}
@@ -237,6 +250,15 @@ func estimateText(e runner.Estimate) string {
 		roughDuration(e.Min), roughDuration(e.Max))
 }
 
+// zoneOf is the location of a zone's openings, for showing its other times
+// the same way.
+func zoneOf(z runner.ZoneOpenings) *time.Location {
+	if len(z.Openings) > 0 {
+		return z.Openings[0].Opens.Location()
+	}
+	return time.UTC
+}
+
 // roughDuration renders a duration to the second, or to the minute beyond
 // an hour.
 func roughDuration(d time.Duration) string {
@@ -299,12 +321,15 @@ type abortView struct {
 }
 
 type zoneView struct {
-	Zones    string        `json:"zones"`
-	Devices  int           `json:"devices"`
-	Openings []openingView `json:"openings"`
+	Zones     string        `json:"zones"`
+	Devices   int           `json:"devices"`
+	OpenNow   bool          `json:"open_now"`
+	OpenUntil string        `json:"open_until,omitempty"`
+	Openings  []openingView `json:"openings"`
 }
 
 type openingView struct {
+	Window string `json:"window"`
 	Opens  string `json:"opens"`
 	Closes string `json:"closes"`
 }
@@ -341,9 +366,12 @@ func planJSON(p *runner.Plan, now time.Time) planView {
 		})
 	}
 	for _, z := range p.Windows {
-		zv := zoneView{Zones: z.Zones, Devices: z.Devices, Openings: []openingView{}}
+		zv := zoneView{Zones: z.Zones, Devices: z.Devices, OpenNow: z.OpenNow, Openings: []openingView{}}
+		if z.OpenNow {
+			zv.OpenUntil = z.OpenUntil.Format(time.RFC3339)
+		}
 		for _, o := range z.Openings {
-			zv.Openings = append(zv.Openings, openingView{Opens: o.Opens.Format(time.RFC3339), Closes: o.Closes.Format(time.RFC3339)})
+			zv.Openings = append(zv.Openings, openingView{Window: o.Window, Opens: o.Opens.Format(time.RFC3339), Closes: o.Closes.Format(time.RFC3339)})
 		}
 		v.Windows = append(v.Windows, zv)
 	}

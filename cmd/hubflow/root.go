@@ -69,6 +69,7 @@ func (a *app) subcommands(root *ffcli.Command) []*ffcli.Command {
 		a.pruneCommand(),
 		a.emulatorCommand(),
 		a.simulateCommand(),
+		a.benchCommand(),
 		a.versionCommand(),
 		a.completionCommand(root),
 		a.helpCommand(root),

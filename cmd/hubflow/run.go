@@ -130,6 +130,8 @@ func (a *app) run(ctx context.Context, file string, f *runFlags) error {
 		return err
 	}
 	defer store.Close()
+	// One connection per execution in flight, and a few for the observer.
+	f.hub.conns = max(defaultConns, min(job.Rollout.Concurrency+32, 4096))
 	hc, err := a.connectHub(ctx, f.hub, file)
 	if err != nil {
 		return err
