@@ -404,6 +404,10 @@ func (d *simDevice) fail(ctx context.Context, stage, msg string) {
 	d.sim.log.Debug("firmware update failed", "device", d.spec.id, "stage", stage)
 }
 
+// reportRetryDelay is the least wait before a throttled reported patch is
+// sent again.
+const reportRetryDelay = time.Second
+
 // report queues patch and sends what is queued. A patch that cannot be sent
 // for want of a connection stays queued, merged with later ones, until the
 // device is connected again.
@@ -431,6 +435,16 @@ func (d *simDevice) flush(ctx context.Context) {
 	switch {
 	case err == nil:
 		d.sim.notifyReport(d.spec.id, p)
+	case errors.As(err, &hubErr) && iothub.IsRetryable(err):
+		// Throttled or a transient hub fault: a real device's SDK backs off
+		// and sends the patch again, so the hub still hears the outcome.
+		d.mu.Lock()
+		d.pending = mergePatch(p, d.pending)
+		d.mu.Unlock()
+		d.sim.stats.reportsDeferred.Add(1)
+		delay := max(hubErr.RetryAfter, reportRetryDelay)
+		time.AfterFunc(delay, func() { d.sim.spawn(d.flush) })
+		d.sim.log.Debug("reported patch throttled; retrying", "device", d.spec.id, "delay", delay, "err", err)
 	case errors.As(err, &hubErr):
 		// The hub refused the patch itself; sending it again cannot help.
 		d.sim.log.Warn("reported patch refused", "device", d.spec.id, "err", err)

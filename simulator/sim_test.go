@@ -652,3 +652,29 @@ func TestSim_Close(t *testing.T) {
 		t.Errorf("got %d connected after Close, want 0", st.Connected)
 	}
 }
+
+// TestSim_ReportsSurviveThrottling checks that reported patches the hub
+// answers with 429 are sent again, as a device SDK would, rather than lost.
+func TestSim_ReportsSurviveThrottling(t *testing.T) {
+	e := startFleet(t, `
+group "d" {
+  count = 1
+  firmware {
+    downloading = "100ms"
+    applying    = "100ms"
+  }
+}
+`, nil)
+	id := e.sim.Devices()[0]
+	e.invoke(t, id, simulator.MethodFirmwareUpdate, `{"fwPackageUri":"https://x/fw-5.0.0.bin"}`)
+	e.hub.Faults().Throttle(1500 * time.Millisecond)
+	// Twin reads are throttled too: wait the storm out before polling.
+	time.Sleep(1600 * time.Millisecond)
+	r := e.waitReported(t, id, "firmware completed after throttling", func(r map[string]any) bool { return r["firmwareStatus"] == simulator.StatusCompleted })
+	if r["fwVersion"] != "5.0.0" {
+		t.Errorf("got fwVersion %v, want 5.0.0", r["fwVersion"])
+	}
+	if got := e.sim.Stats().ReportsDeferred; got == 0 {
+		t.Errorf("got %d deferred reports, want the throttled ones counted", got)
+	}
+}
