@@ -64,7 +64,13 @@ func TestRun_OfflineDeviceRetriedAndBack(t *testing.T) {
 	f := startFixture(t, smallFleet, fixtureOptions{seed: 8})
 	late := newLateDevice(t, f, "press-99", map[string]any{"site": "plant-7"})
 	go func() {
-		time.Sleep(2 * time.Second)
+		// Connect only once the hub has turned a call away as offline, so
+		// the retry is exercised however slowly the run gets to the device.
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if offlineCalls(f.hub, "press-99") > 0 {
+				break
+			}
+		}
 		if err := late.connect(); err != nil {
 			t.Errorf("connect late device: %v", err)
 		}
@@ -214,4 +220,15 @@ job "fw" {
 	if got := snaps.states(); !containsSeq(got, want) {
 		t.Errorf("got states %v, want %v in order", got, want)
 	}
+}
+
+// offlineCalls counts the calls to id the hub answered as offline.
+func offlineCalls(hub *emulator.Hub, id string) int {
+	n := 0
+	for _, inv := range hub.Invocations() {
+		if inv.DeviceID == id && inv.Outcome == emulator.OutcomeOffline {
+			n++
+		}
+	}
+	return n
 }
