@@ -48,6 +48,12 @@ type Config struct {
 	// Concurrency is the job's rollout concurrency, and the number of
 	// callers measuring the limit. Default DefaultConcurrency.
 	Concurrency int
+	// Rate is the job's rollout rate, in new invocations per second. Zero
+	// chooses it: with a tier whose quotas bind first on what the devices
+	// do (their reported patches and twin reads, which the runner cannot
+	// see), just below what those quotas allow; otherwise none. Negative
+	// means none; positive is used as given.
+	Rate float64
 	// Tier and Units turn on a hub tier's quotas: the emulator enforces
 	// them and the runner keeps to them. "" measures without quotas.
 	Tier  string
@@ -175,6 +181,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		defer os.RemoveAll(dir)
 	}
+	quota := allowedRate(cfg.Tier, cfg.Units, wf)
+	rate := jobRate(cfg.Rate, quota)
 	rep := &Report{
 		Machine:             machine(),
 		Command:             cfg.Command,
@@ -184,6 +192,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Tier:                strings.ToUpper(cfg.Tier),
 		Units:               cfg.Units,
 		MethodsPerExecution: wf.methods(),
+		RolloutRate:         rate,
 		BaselineSample:      cfg.Sample,
 		BaselinePollMS:      ms(cfg.Poll),
 		Started:             time.Now().UTC().Truncate(time.Second),
@@ -192,7 +201,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Units = 0
 	}
 	for _, n := range cfg.Sizes {
-		res, err := runSize(ctx, &cfg, wf, n, filepath.Join(dir, fmt.Sprintf("devices-%d", n)))
+		res, err := runSize(ctx, &cfg, wf, quota, rate, n, filepath.Join(dir, fmt.Sprintf("devices-%d", n)))
 		if err != nil {
 			return rep, fmt.Errorf("bench %d devices: %w", n, err)
 		}
@@ -210,7 +219,7 @@ func machine() Machine {
 
 // runSize measures one fleet size: hub and fleet up, limit, baseline, then
 // the run.
-func runSize(ctx context.Context, cfg *Config, wf workflow, n int, dir string) (Result, error) {
+func runSize(ctx context.Context, cfg *Config, wf workflow, quota *Quota, rate float64, n int, dir string) (Result, error) {
 	log := cfg.Logger.With("devices", n)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return Result{}, err
@@ -260,7 +269,6 @@ func runSize(ctx context.Context, cfg *Config, wf workflow, n int, dir string) (
 	if err != nil {
 		return Result{}, err
 	}
-	quota := allowedRate(cfg.Tier, cfg.Units, wf)
 	if quota == nil {
 		lim, err := measureLimit(ctx, probe, deviceIDs(fleetIDPattern, n), cfg.Concurrency, cfg.LimitDuration)
 		if err != nil {
@@ -289,7 +297,7 @@ func runSize(ctx context.Context, cfg *Config, wf workflow, n int, dir string) (
 	}
 	log.Info("baseline measured", "seconds_per_device", round(res.Baseline.SecondsPerDevice, 3))
 
-	if err := runJob(ctx, cfg, wf, n, dir, side, quota, &res); err != nil {
+	if err := runJob(ctx, cfg, wf, n, dir, side, quota, rate, &res); err != nil {
 		return Result{}, err
 	}
 	// The peak is read before the workflow limit, which runs on the same
@@ -322,7 +330,7 @@ func runSize(ctx context.Context, cfg *Config, wf workflow, n int, dir string) (
 
 // runJob carries out the job through the runner and fills in the run's
 // figures.
-func runJob(ctx context.Context, cfg *Config, wf workflow, n int, dir string, side hubSide, quota *Quota, res *Result) error {
+func runJob(ctx context.Context, cfg *Config, wf workflow, n int, dir string, side hubSide, quota *Quota, rate float64, res *Result) error {
 	log := cfg.Logger.With("devices", n)
 	cs, roots := side.service()
 	client, err := service.New(service.Config{ConnectionString: cs, RootCAs: roots, MaxConns: cfg.Concurrency + 32})
@@ -344,10 +352,6 @@ func runJob(ctx context.Context, cfg *Config, wf workflow, n int, dir string, si
 	r, err := runner.New(runner.Config{Hub: hub, Recorder: store, Budget: budget, Logger: cfg.Logger})
 	if err != nil {
 		return err
-	}
-	var rate float64
-	if quota != nil {
-		rate = quota.JobRate
 	}
 	src := jobHCL(wf, n, cfg.Concurrency, rate)
 	jc, diags := jobs.Load(jobs.LoadConfig{Sources: []jobs.Source{{Name: "bench.hcl", Bytes: []byte(src)}}})
@@ -489,8 +493,8 @@ func cpuScope(topology string, side hubSide) string {
 // second, or nil without a tier. Besides the runner's method calls, the
 // devices' own reported patches and twin reads count against the hub's
 // twin quotas, and the runner must read each device's twin at least once.
-// When a quota the runner cannot see binds first, the job's rate is set to
-// keep within it, with the same headroom the runner's budget keeps.
+// When a quota the runner cannot see binds first, JobRate is the rate that
+// keeps within it, with the same headroom the runner's budget keeps.
 func allowedRate(tier string, units int, wf workflow) *Quota {
 	if tier == "" {
 		return nil
@@ -527,6 +531,22 @@ func allowedRate(tier string, units int, wf workflow) *Quota {
 		out.JobRate = math.Floor(b.rate*jobRateHeadroom*1000) / 1000
 	}
 	return out
+}
+
+// jobRate resolves Config.Rate against the quota's suggestion, and records
+// the rate the job gets in the quota.
+func jobRate(want float64, quota *Quota) float64 {
+	rate := want
+	switch {
+	case rate < 0:
+		rate = 0
+	case rate == 0 && quota != nil:
+		rate = quota.JobRate
+	}
+	if quota != nil {
+		quota.JobRate = rate
+	}
+	return rate
 }
 
 // jobRateHeadroom keeps the job's rate below a device-side quota, as the

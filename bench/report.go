@@ -19,6 +19,9 @@ type Report struct {
 	// StageMS is the duration of each simulated device stage.
 	StageMS     float64 `json:"stage_ms"`
 	Concurrency int     `json:"concurrency"`
+	// RolloutRate is the job's rollout rate, new invocations per second;
+	// 0 means none.
+	RolloutRate float64 `json:"rollout_rate_per_s,omitempty"`
 	Tier        string  `json:"tier,omitempty"`
 	Units       int     `json:"units,omitempty"`
 	// MethodsPerExecution is the number of direct-method calls one device
@@ -193,9 +196,9 @@ type Quota struct {
 	// tier allows this workflow, BoundBy the quota that sets it.
 	AllowedExecutionsPerSecond float64 `json:"allowed_executions_per_s"`
 	BoundBy                    string  `json:"bound_by"`
-	// JobRate is the rollout rate the job was given to keep within a quota
-	// the runner does not meter; 0 when the runner's budget alone sets the
-	// pace.
+	// JobRate is the job's rollout rate: by default one that keeps within
+	// a quota the runner does not meter, when one binds first; 0 when the
+	// runner's budget alone sets the pace.
 	JobRate float64 `json:"job_rate_per_s,omitempty"`
 	// MethodsPerSecond is the answered method calls per second the run
 	// achieved; MethodShare that over MethodRate, AllowedShare the run's
@@ -266,6 +269,9 @@ func writeNotes(w io.Writer, r *Report) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nworkflow %s (%d method call(s) per device execution), stages of %s, concurrency %d",
 		r.Workflow, r.MethodsPerExecution, fmtMS(r.StageMS), r.Concurrency)
+	if r.RolloutRate > 0 {
+		fmt.Fprintf(&b, ", rollout rate %s/s", fmtRate(r.RolloutRate))
+	}
 	if r.Tier != "" {
 		fmt.Fprintf(&b, ", hub tier %s × %d", r.Tier, r.Units)
 	}
@@ -298,6 +304,8 @@ func writeNotes(w io.Writer, r *Report) error {
 				q.Tier, q.Units, fmtRate(q.AllowedExecutionsPerSecond), q.BoundBy, pct(q.AllowedShare))
 			if q.JobRate > 0 {
 				fmt.Fprintf(&b, " with the job's rate set to %s/s", fmtRate(q.JobRate))
+			} else {
+				b.WriteString(" with no job rate (the runner's budget alone)")
 			}
 			fmt.Fprintf(&b, "; %s method calls/s = %s of the %s/s method quota; %d throttled answers (%s of %s)\n",
 				fmtRate(q.MethodsPerSecond), pct(q.MethodShare), fmtRate(q.MethodRate), q.Throttled, pct(q.ThrottledShare), q.ThrottledScope)

@@ -59,12 +59,13 @@ type stepCost struct{ methods, devicePatches, deviceReads int }
 
 // cost is what the simulated devices do: a firmware update reports four
 // patches (downloading, downloadComplete, applying, completed); a reboot
-// reports rebootTime once and reads its twin once after reconnecting.
+// reports rebootTime once and, reconnecting, reads its twin twice (the
+// device client's own re-read after a reconnect, and the device's).
 func (s stepKind) cost() stepCost {
 	if s == stepFirmware {
 		return stepCost{methods: 1, devicePatches: 4}
 	}
-	return stepCost{methods: 1, devicePatches: 1, deviceReads: 1}
+	return stepCost{methods: 1, devicePatches: 1, deviceReads: 2}
 }
 
 func lookupWorkflow(name string) (workflow, error) {

@@ -57,8 +57,8 @@ func TestWorkflow_Costs(t *testing.T) {
 		methods, patches, reads int
 	}{
 		{WorkflowFirmware, 1, 4, 0},
-		{WorkflowReboot, 1, 1, 1},
-		{WorkflowTwoStep, 2, 5, 1},
+		{WorkflowReboot, 1, 1, 2},
+		{WorkflowTwoStep, 2, 5, 2},
 	} {
 		wf, err := lookupWorkflow(tc.name)
 		if err != nil {
@@ -87,13 +87,12 @@ func TestAllowedRate(t *testing.T) {
 	}{
 		// Four reported patches per update against 50 twin updates/s.
 		{WorkflowFirmware, "S1", 1, 12.5, "twin updates", 11.875},
-		// One method per reboot against 40 calls/s; the runner's budget
-		// paces it, the job has no rate.
-		{WorkflowReboot, "S1", 1, 40, "direct methods", 0},
+		// Two device reads and at least one of the runner's per reboot
+		// against 100 twin reads/s bind before the 40 calls/s.
+		{WorkflowReboot, "S1", 1, 100.0 / 3, "twin reads", 31.666},
 		{WorkflowTwoStep, "S1", 1, 10, "twin updates", 9.5},
-		// Ten units: 400 calls/s, but twin updates stay at 50/s (reads at
-		// 100/s, two per reboot, tie; the first bound found is named).
-		{WorkflowReboot, "S1", 10, 50, "twin updates", 47.5},
+		// Ten units: 400 calls/s, but twin reads stay at 100/s.
+		{WorkflowReboot, "S1", 10, 100.0 / 3, "twin reads", 31.666},
 		{WorkflowFirmware, "s3", 1, 62.5, "twin updates", 59.375},
 	} {
 		wf, _ := lookupWorkflow(tc.workflow)
@@ -110,6 +109,36 @@ func TestAllowedRate(t *testing.T) {
 	wf, _ := lookupWorkflow(WorkflowFirmware)
 	if q := allowedRate("", 0, wf); q != nil {
 		t.Errorf("got %+v without a tier, want nil", q)
+	}
+}
+
+func TestJobRate(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		want      float64
+		suggested float64
+		tier      bool
+		got       float64
+	}{
+		{"auto with a device-side bound", 0, 11.875, true, 11.875},
+		{"auto, runner's budget binds", 0, 0, true, 0},
+		{"auto without a tier", 0, 0, false, 0},
+		{"none", -1, 11.875, true, 0},
+		{"given", 30, 11.875, true, 30},
+		{"given without a tier", 30, 0, false, 30},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var q *Quota
+			if tc.tier {
+				q = &Quota{JobRate: tc.suggested}
+			}
+			if got := jobRate(tc.want, q); got != tc.got {
+				t.Errorf("got %v, want %v", got, tc.got)
+			}
+			if q != nil && q.JobRate != tc.got {
+				t.Errorf("quota records %v, want %v", q.JobRate, tc.got)
+			}
+		})
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/hubflow/hubflow/bench"
 	"github.com/hubflow/hubflow/iothub"
 	"github.com/hubflow/hubflow/iothub/service"
+	"github.com/hubflow/hubflow/jobs"
 	"github.com/hubflow/hubflow/runner"
 )
 
@@ -30,6 +31,7 @@ type benchFlags struct {
 	gateway     string
 	chart       string
 	concurrency int
+	rate        string
 	topology    string
 	sample      int
 	poll        time.Duration
@@ -53,6 +55,7 @@ func (a *app) benchCommand() *ffcli.Command {
 	fs.StringVar(&f.gateway, "gateway", "", "host:port the simulated devices dial for MQTT, with -hub (default the hub's host, port 8883)")
 	fs.StringVar(&f.chart, "chart", "", "also write an SVG chart of executions per second by fleet size to this file")
 	fs.IntVar(&f.concurrency, "concurrency", bench.DefaultConcurrency, "the job's rollout concurrency, and the callers measuring the limit")
+	fs.StringVar(&f.rate, "rate", "auto", `the job's rollout rate: a rate such as "30/s", "none", or "auto" (with -tier, just below what the devices' own quota use allows when that binds first; otherwise none)`)
 	fs.StringVar(&f.topology, "topology", bench.TopologyAuto, "where hub and fleet run: auto, in-process or children (child processes, for fleets beyond the open-file limit)")
 	fs.IntVar(&f.sample, "sample", bench.DefaultSample, "devices the baseline runs on")
 	fs.DurationVar(&f.poll, "poll", 0, "how often the baseline reads a twin (default: the stage duration)")
@@ -159,6 +162,21 @@ func parseSizes(s string) ([]int, error) {
 	return sizes, nil
 }
 
+// parseBenchRate reads -rate: "auto" is 0, "none" is -1 (bench.Config.Rate).
+func parseBenchRate(s string) (float64, error) {
+	switch s {
+	case "", "auto":
+		return 0, nil
+	case "none":
+		return -1, nil
+	}
+	r, err := jobs.ParseRate(s)
+	if err != nil {
+		return 0, fmt.Errorf("-rate: %w, or auto or none", err)
+	}
+	return r, nil
+}
+
 func (a *app) bench(ctx context.Context, f *benchFlags, command string) error {
 	sizes, err := parseSizes(f.devices)
 	if err != nil {
@@ -170,8 +188,12 @@ func (a *app) bench(ctx context.Context, f *benchFlags, command string) error {
 	if f.stage <= 0 {
 		return usageErrorf("-stage %s: want a positive duration", f.stage)
 	}
+	rate, err := parseBenchRate(f.rate)
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
 	cfg := bench.Config{
-		Sizes: sizes, Workflow: f.workflow, Stage: f.stage, Concurrency: f.concurrency,
+		Sizes: sizes, Workflow: f.workflow, Stage: f.stage, Concurrency: f.concurrency, Rate: rate,
 		Topology: f.topology, Sample: f.sample, Poll: f.poll, LimitDuration: f.limitFor,
 		Dir: f.dir, Command: command, CPUProfile: f.cpuProfile, Logger: a.logger,
 		NewHub: func(c *service.Client) runner.Hub { return serviceHub{c} },

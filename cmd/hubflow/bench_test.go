@@ -71,6 +71,7 @@ func TestBench_BadInput(t *testing.T) {
 		{"device connection string", []string{"-hub", "HostName=h;DeviceId=d;SharedAccessKey=a2V5"}, "device's connection string"},
 		{"workflow", []string{"-workflow", "dance", "-devices", "1"}, `unknown workflow "dance"`},
 		{"tier", []string{"-tier", "B1", "-devices", "1"}, "B1"},
+		{"rate", []string{"-rate", "fast"}, `-rate: "fast" is not a rate`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, stderr := runBench(t, tc.args...)
@@ -78,6 +79,18 @@ func TestBench_BadInput(t *testing.T) {
 				t.Errorf("got exit %d and %q, want exit %d mentioning %q", code, stderr, exitBadInput, tc.want)
 			}
 		})
+	}
+}
+
+func TestParseBenchRate(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want float64
+	}{{"auto", 0}, {"", 0}, {"none", -1}, {"30/s", 30}, {"600/m", 10}} {
+		got, err := parseBenchRate(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("%q: got %v, %v; want %v", tc.in, got, err, tc.want)
+		}
 	}
 }
 
