@@ -9,54 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hubflow/hubflow/iothub"
-	"github.com/hubflow/hubflow/iothub/service"
-	"github.com/hubflow/hubflow/runner"
+	"github.com/hubflow/hubflow/internal/hubadapter"
 )
-
-// restHub adapts the REST client to the runner's Hub, as cmd/hubflow does.
-type restHub struct{ c *service.Client }
-
-func (h restHub) InvokeMethod(ctx context.Context, id string, call runner.MethodCall) (*iothub.MethodResponse, error) {
-	return h.c.InvokeMethod(ctx, id, service.MethodCall{
-		Name: call.Name, Payload: call.Payload, ResponseTimeout: call.ResponseTimeout, ConnectTimeout: call.ConnectTimeout,
-	})
-}
-
-func (h restHub) PatchDesired(ctx context.Context, id string, desired map[string]any) error {
-	_, err := h.c.UpdateTwin(ctx, id, iothub.TwinPatch{Properties: &iothub.TwinPatchProperties{Desired: desired}}, "")
-	return err
-}
-
-func (h restHub) GetTwin(ctx context.Context, id string) (*iothub.Twin, error) {
-	return h.c.GetTwin(ctx, id)
-}
-
-func (h restHub) QueryTwins(ctx context.Context, query string) runner.TwinPages {
-	return restPages{h.c.Query(ctx, query, service.MaxPageSize)}
-}
-
-type restPages struct{ it *service.QueryIterator }
-
-func (p restPages) More() bool { return p.it.More() }
-
-func (p restPages) Next(ctx context.Context) ([]*iothub.Twin, error) {
-	items, err := p.it.Next(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*iothub.Twin, 0, len(items))
-	for _, raw := range items {
-		var t iothub.Twin
-		if err := json.Unmarshal(raw, &t); err != nil {
-			return nil, err
-		}
-		out = append(out, &t)
-	}
-	return out, nil
-}
-
-func newHub(c *service.Client) runner.Hub { return restHub{c} }
 
 // TestRun_Quota measures a small fleet with S1 quotas on: the hub restarts
 // with quotas, the fleet reconnects, and the run is paced by the job's
@@ -69,7 +23,7 @@ func TestRun_Quota(t *testing.T) {
 	defer cancel()
 	rep, err := Run(ctx, Config{
 		Sizes: []int{12}, Workflow: WorkflowFirmware, Stage: 20 * time.Millisecond, Tier: "s1",
-		Concurrency: 16, Sample: 1, Topology: TopologyInProcess, Dir: t.TempDir(), NewHub: newHub,
+		Concurrency: 16, Sample: 1, Topology: TopologyInProcess, Dir: t.TempDir(), NewHub: hubadapter.New,
 		Logger: slog.New(slog.DiscardHandler), settle: time.Millisecond,
 	})
 	if err != nil {
@@ -111,7 +65,7 @@ func TestRun_Smoke(t *testing.T) {
 	rep, err := Run(ctx, Config{
 		Sizes: []int{20}, Workflow: WorkflowTwoStep, Stage: 20 * time.Millisecond,
 		Concurrency: 32, Sample: 2, LimitDuration: 500 * time.Millisecond,
-		Topology: TopologyInProcess, Dir: t.TempDir(), NewHub: newHub,
+		Topology: TopologyInProcess, Dir: t.TempDir(), NewHub: hubadapter.New,
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
@@ -182,12 +136,12 @@ func TestRun_BadConfig(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{"no sizes", Config{NewHub: newHub}, "no fleet sizes"},
+		{"no sizes", Config{NewHub: hubadapter.New}, "no fleet sizes"},
 		{"no hub adapter", Config{Sizes: []int{1}}, "NewHub"},
-		{"bad workflow", Config{Sizes: []int{1}, NewHub: newHub, Workflow: "dance"}, `unknown workflow "dance"`},
-		{"bad tier", Config{Sizes: []int{1}, NewHub: newHub, Tier: "B1"}, "B1"},
-		{"bad size", Config{Sizes: []int{0}, NewHub: newHub}, "fleet size 0"},
-		{"bad topology", Config{Sizes: []int{1}, NewHub: newHub, Topology: "cloud"}, `unknown topology "cloud"`},
+		{"bad workflow", Config{Sizes: []int{1}, NewHub: hubadapter.New, Workflow: "dance"}, `unknown workflow "dance"`},
+		{"bad tier", Config{Sizes: []int{1}, NewHub: hubadapter.New, Tier: "B1"}, "B1"},
+		{"bad size", Config{Sizes: []int{0}, NewHub: hubadapter.New}, "fleet size 0"},
+		{"bad topology", Config{Sizes: []int{1}, NewHub: hubadapter.New, Topology: "cloud"}, `unknown topology "cloud"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rep, err := Run(context.Background(), tc.cfg)

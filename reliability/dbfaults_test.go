@@ -16,14 +16,6 @@ import (
 	"github.com/hubflow/hubflow/state"
 )
 
-// knownStopIssue describes how hubflow meets a history it cannot write:
-// the run stops, and `hubflow run` exits 3 naming the database and the
-// cause, instead of pausing until the history can be written again. The
-// operator carries it on with `hubflow run -resume`, and nothing recorded
-// before is lost.
-const knownStopIssue = "known issue: a run whose history cannot be written stops (hubflow run exits 3 with the database error) " +
-	"instead of pausing until the fault clears; it is carried on with hubflow run -resume"
-
 // dbFault breaks the history database of a running hubflow process and
 // returns the function that repairs it.
 type dbFault struct {
@@ -75,7 +67,7 @@ group "readonly" {
 // hubflow must report the fault clearly (the database path and the cause),
 // send no call it could not record first, lose nothing it recorded before,
 // and finish the run once the fault clears. A run that stops instead of
-// pausing through the fault is reported as knownStopIssue.
+// pausing through the fault fails.
 func TestDatabaseFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipped with -short: breaks the database under three runs")
@@ -187,12 +179,12 @@ func runDBFault(t *testing.T, h *hubEnv, f dbFault) {
 	}
 	rep := compareWithWitness(t, h.hub, db, executionsByKey(t, store, runID), devicesOf(h, site), witnessOptions{stepTimeout: 2 * time.Minute})
 	t.Logf("witness: %s; %d calls during and after the fault", rep, len(h.hub.Invocations())-calls0)
-	skipKnownIssue(t, rep)
+	failOnIssues(t, rep)
 	if f.refused && !stopped {
 		t.Error("hubflow went on with a history it cannot write, want exit 3")
 	}
-	if stopped && !f.refused && !t.Failed() {
-		t.Skip(knownStopIssue)
+	if stopped && !f.refused {
+		t.Error("hubflow stopped on a history fault that cleared, want the run to wait for it and carry on")
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +21,7 @@ import (
 	_ "modernc.org/sqlite" // the "sqlite" driver, to read the history file as SQL
 
 	"github.com/hubflow/hubflow/emulator"
+	"github.com/hubflow/hubflow/internal/hubadapter"
 	"github.com/hubflow/hubflow/iothub"
 	"github.com/hubflow/hubflow/iothub/service"
 	"github.com/hubflow/hubflow/jobs"
@@ -200,60 +200,6 @@ func (b *lockedBuffer) String() string {
 	return b.b.String()
 }
 
-// serviceHub adapts the REST client to runner.Hub, as cmd/hubflow does.
-type serviceHub struct{ c *service.Client }
-
-var _ runner.Hub = serviceHub{}
-
-func (h serviceHub) InvokeMethod(ctx context.Context, id string, call runner.MethodCall) (*iothub.MethodResponse, error) {
-	resp, err := h.c.InvokeMethod(ctx, id, service.MethodCall{
-		Name: call.Name, Payload: call.Payload, ResponseTimeout: call.ResponseTimeout, ConnectTimeout: call.ConnectTimeout,
-	})
-	return resp, refused(err)
-}
-
-func (h serviceHub) PatchDesired(ctx context.Context, id string, desired map[string]any) error {
-	_, err := h.c.UpdateTwin(ctx, id, iothub.TwinPatch{Properties: &iothub.TwinPatchProperties{Desired: desired}}, "")
-	return refused(err)
-}
-
-func (h serviceHub) GetTwin(ctx context.Context, id string) (*iothub.Twin, error) {
-	t, err := h.c.GetTwin(ctx, id)
-	return t, refused(err)
-}
-
-func (h serviceHub) QueryTwins(ctx context.Context, query string) runner.TwinPages {
-	return twinPages{h.c.Query(ctx, query, service.MaxPageSize)}
-}
-
-// refused marks the client's input errors, which no retry can fix.
-func refused(err error) error {
-	if errors.Is(err, service.ErrInvalidInput) {
-		return fmt.Errorf("%w: %w", runner.ErrRefused, err)
-	}
-	return err
-}
-
-type twinPages struct{ it *service.QueryIterator }
-
-func (p twinPages) More() bool { return p.it.More() }
-
-func (p twinPages) Next(ctx context.Context) ([]*iothub.Twin, error) {
-	items, err := p.it.Next(ctx)
-	if err != nil {
-		return nil, refused(err)
-	}
-	out := make([]*iothub.Twin, 0, len(items))
-	for i, raw := range items {
-		var t iothub.Twin
-		if err := json.Unmarshal(raw, &t); err != nil || t.DeviceID == "" {
-			return nil, fmt.Errorf("query devices: item %d is not a twin", i)
-		}
-		out = append(out, &t)
-	}
-	return out, nil
-}
-
 // hubEnv is an emulator on loopback with a simulated fleet connected to it.
 type hubEnv struct {
 	hub *emulator.Hub
@@ -317,7 +263,7 @@ func startHub(tb testing.TB, fleetHCL string, o hubOptions) *hubEnv {
 // runner builds a runner on the hub, recording in store.
 func (e *hubEnv) runner(tb testing.TB, store *state.Store) *runner.Runner {
 	tb.Helper()
-	r, err := runner.New(runner.Config{Hub: serviceHub{e.svc}, Recorder: store, ControlInterval: 50 * time.Millisecond, Logger: testLogger(tb)})
+	r, err := runner.New(runner.Config{Hub: hubadapter.New(e.svc), Recorder: store, ControlInterval: 50 * time.Millisecond, Logger: testLogger(tb)})
 	if err != nil {
 		tb.Fatal(err)
 	}

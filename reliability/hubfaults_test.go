@@ -320,7 +320,7 @@ func runFaultCase(t *testing.T, h *hubEnv, tt faultCase, injected *int) {
 			t.Skipf("%s (%s)", knownSimulatorIssue, lost)
 		}
 	}
-	skipKnownIssue(t, rep)
+	failOnIssues(t, rep)
 }
 
 // quiesce waits until the fleet has been idle for a moment (devices of an

@@ -201,7 +201,7 @@ func TestKillMatrix(t *testing.T) {
 	t.Logf("witness: %s", rep)
 	t.Logf("hub: %s", invocationOutcomes(h.hub))
 	t.Logf("events: %d at the end, %d snapshots compared, %d lost", len(final), len(snapshots), lost)
-	skipKnownIssue(t, rep)
+	failOnIssues(t, rep)
 }
 
 // onlyRunID returns the id of the only run in the history at path, or ""

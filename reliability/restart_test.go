@@ -70,5 +70,5 @@ func TestEmulatorRestart(t *testing.T) {
 	}
 	rep := compareWithWitness(t, logs, store.Path(), executionsByKey(t, store, res.RunID), h.sim.Devices(), witnessOptions{stepTimeout: 2 * time.Minute})
 	t.Logf("witness: %s", rep)
-	skipKnownIssue(t, rep)
+	failOnIssues(t, rep)
 }

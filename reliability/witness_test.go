@@ -116,8 +116,8 @@ type witnessReport struct {
 	late                int // steps the device did after they timed out, or unseen in an outage
 	doneTwice           int // device steps the device carried out more than once
 	attemptsUnderstated int // device steps with more deliveries than recorded attempts
-	// known lists the cases of known issues: they are reported, not
-	// failed; knownDevices are the devices they concern.
+	// known lists the cases of the runner faults the witness classifies
+	// (issue); knownDevices are the devices they concern.
 	known        map[issue][]string
 	knownDevices map[string]bool
 }
@@ -129,49 +129,36 @@ func (r witnessReport) String() string {
 	}
 	return fmt.Sprintf("%d devices (%d succeeded, %d did not), %d firmwareUpdate and %d rebootDevice calls delivered, "+
 		"%d device steps delivered more than once and %d carried out twice, %d done by the device after they timed out (or unseen in an outage); "+
-		"%d mismatches, %d calls delivered after the device had done the step, %d steps with unrecorded attempts, %d cases of known issues",
+		"%d mismatches, %d calls delivered after the device had done the step, %d steps with unrecorded attempts, %d cases of classified runner faults",
 		r.devices, r.succeeded, r.failed, r.updateCalls, r.rebootCalls, r.invokedTwice, r.doneTwice, r.late,
 		r.mismatches, r.afterDone, r.attemptsUnderstated, n)
 }
 
-// issue is a known runner behaviour these tests find. Its cases are
-// reported and make a test skip, rather than fail, while nothing else is
-// wrong.
+// issue is a class of runner fault the witness tells apart from a plain
+// mismatch, because each was once found here: its cases fail the test with
+// a description of the fault.
 type issue int
 
 const (
-	// issueRetryWithoutTwin: after an attempt whose outcome the runner
-	// cannot know, it sends the step again without first checking the
-	// step's conditions on the twin.
-	//   - The hub answers a call that reached the device, which then
-	//     dropped its connection, with 404 "device not online" (the
-	//     emulator's "unavailable" outcome). The runner retries as if the
-	//     call had never arrived, without reading the twin, although the
-	//     device is carrying the step out: the device does it twice, or
-	//     answers the retry with 409 (update in progress) and the step is
-	//     recorded failed although the device completes it.
-	//   - A call whose answer a crash lost is reconciled from the twin, but
-	//     a reboot shows in the twin only once the device is back: reconcile
-	//     finds no sign and invokes again, and the retry after "device not
-	//     online" skips the twin again. The device reboots twice.
+	// issueRetryWithoutTwin: after an attempt whose outcome was unknown
+	// (a crash, a lost answer, "device not online" from a device that
+	// dropped its connection after the call reached it), the step was sent
+	// again before the twin showed that the call had not reached the
+	// device.
 	issueRetryWithoutTwin issue = iota + 1
-	// issueInvokeAfterTimeout: an execution retried through reconcile
-	// (after a 5xx or a gateway timeout) is invoked once the twin can be
-	// read again, even when the step's timeout has passed meanwhile; it is
-	// then recorded timed_out at once, its later steps skipped, while the
-	// device carries the step out.
+	// issueInvokeAfterTimeout: a step was invoked after its timeout had
+	// passed (on the way through reconcile, after an outage).
 	issueInvokeAfterTimeout
 )
 
 func (i issue) String() string {
 	switch i {
 	case issueRetryWithoutTwin:
-		return "known issue: the runner sends a step again although the call before it had reached the device: " +
-			"a retry after \"device not online\" does not read the twin, and after a crash reconcile finds no sign of a reboot " +
-			"that is still under way; the device does the step twice (or answers 409 and the step is recorded failed although the device completes it)"
+		return "the runner sent a step again although the call before it had reached the device " +
+			"(the device did the step twice, or answered 409 and the step was recorded failed although the device completed it)"
 	case issueInvokeAfterTimeout:
-		return "known issue: a step retried through reconcile is invoked after its timeout has passed, " +
-			"then recorded timed_out at once while the device carries it out"
+		return "a step was invoked after its timeout had passed, " +
+			"then recorded timed_out while the device carried it out"
 	}
 	return fmt.Sprintf("issue %d", int(i))
 }
@@ -201,7 +188,7 @@ type witnessOptions struct {
 //     device failing it says why;
 //   - every delivered call was recorded as an attempt first.
 //
-// Cases of known issues are returned in the report, not failed.
+// Cases of classified faults are returned in the report; failOnIssues fails them.
 func compareWithWitness(tb testing.TB, h hubLog, db string, xs map[string]state.Execution, ids []string, o witnessOptions) witnessReport {
 	tb.Helper()
 	truth := witness(h, ids)
@@ -381,9 +368,9 @@ func logTimeline(tb testing.TB, h hubLog, db, id string) {
 	tb.Log(b.String())
 }
 
-// skipKnownIssue logs the cases of known issues the witness found and
-// skips the test with them, unless the test failed otherwise.
-func skipKnownIssue(t *testing.T, rep witnessReport) {
+// failOnIssues logs the cases of the runner faults the witness looks for
+// and fails the test with them.
+func failOnIssues(t *testing.T, rep witnessReport) {
 	t.Helper()
 	if len(rep.known) == 0 {
 		return
@@ -403,7 +390,5 @@ func skipKnownIssue(t *testing.T, rep witnessReport) {
 		}
 		why = append(why, fmt.Sprintf("%s: %d cases", i, len(cases)))
 	}
-	if !t.Failed() {
-		t.Skip(strings.Join(why, "; "))
-	}
+	t.Error(strings.Join(why, "; "))
 }

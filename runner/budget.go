@@ -104,8 +104,8 @@ const (
 	burstWindow      = 100 * time.Millisecond
 	queryBurst       = 5 // query quotas are per minute; a short burst resolves targets quickly
 	slowdownFactor   = 0.5
-	recoverFactor    = 1.25
-	recoverAfter     = 3 * time.Second
+	recoverFactor    = 1.5
+	recoverAfter     = 2 * time.Second
 	defaultPause     = time.Second
 	maxPause         = time.Minute
 	throttleDebounce = time.Second
@@ -308,9 +308,13 @@ func (m *meter) throttled(retryAfter time.Duration) {
 		if obs := m.observed(now); obs < cur {
 			cur = obs
 		}
+		// A slowed class still makes progress, and the first call after
+		// a storm waits for at most a few seconds at the floor: a
+		// reservation made at a lower rate would hold its caller long
+		// after the hub recovered.
 		floor := rate.Limit(1)
 		if m.op == OpQuery {
-			floor = 1.0 / 60
+			floor = 1.0 / 10
 		}
 		m.dyn = max(floor, cur*slowdownFactor)
 		m.apply(now)

@@ -132,3 +132,32 @@ func TestBudget_UnmeteredSlowsDownOn429(t *testing.T) {
 		}
 	})
 }
+
+// TestBudget_RecoversFromAStorm checks that a class slowed to its floor by
+// a long 429 storm is back at its allowance within a minute of quiet.
+func TestBudget_RecoversFromAStorm(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := NewBudget("S1", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		for range 30 {
+			b.Throttled(OpQuery, 0)
+			time.Sleep(throttleDebounce)
+		}
+		if got := float64(b.meters[OpQuery].effective()); got > 0.11 {
+			t.Fatalf("got %.3f/s after the storm, want the floor", got)
+		}
+		quiet := time.Now()
+		want := b.Quota()[OpQuery]
+		for b.meters[OpQuery].effective() != want {
+			if err := b.Wait(ctx, OpQuery, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if took := time.Since(quiet); took > time.Minute {
+			t.Errorf("took %s of quiet to recover %.3f/s queries, want under a minute", took, float64(want))
+		}
+	})
+}

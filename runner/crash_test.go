@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hubflow/hubflow/internal/hubadapter"
 	"github.com/hubflow/hubflow/iothub"
 	"github.com/hubflow/hubflow/iothub/service"
 	"github.com/hubflow/hubflow/runner"
@@ -79,7 +80,7 @@ func crashChild() error {
 	if err != nil {
 		return err
 	}
-	r, err := runner.New(runner.Config{Hub: serviceHub{svc}, Recorder: st})
+	r, err := runner.New(runner.Config{Hub: hubadapter.New(svc), Recorder: st})
 	if err != nil {
 		return err
 	}

@@ -46,6 +46,8 @@ type device struct {
 	offline   int // "not online" answers for the current step
 	started   time.Time
 	invokedAt time.Time
+	backSince time.Time
+	awaySeen  bool
 	progress  string
 	evalErr   string
 	mode      execMode
@@ -125,6 +127,51 @@ type engine struct {
 	began    time.Time
 	doneLog  []time.Time // finish times, for the rate
 	lastSnap time.Time
+
+	hist        histGate
+	histPending []state.Event // the loop's events refused while the history was down
+	histProbe   time.Time     // when the loop next tries the history again
+	histWait    time.Duration
+}
+
+// histGate holds the run back while its history cannot be written: no
+// device starts, executions wait before writing again, and the loop tries
+// the database every few seconds until a write goes through. Nothing is
+// sent that could not be recorded first, and the run carries on by itself
+// once the fault clears.
+type histGate struct {
+	mu   sync.Mutex
+	err  error
+	back chan struct{}
+}
+
+// fault records err as the reason the history is down and returns a
+// channel closed once it is up again; first is true when it just went down.
+func (h *histGate) fault(err error) (back <-chan struct{}, first bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	first = h.err == nil
+	h.err = err
+	if h.back == nil {
+		h.back = make(chan struct{})
+	}
+	return h.back, first
+}
+
+func (h *histGate) down() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.err
+}
+
+func (h *histGate) clear() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.err = nil
+	if h.back != nil {
+		close(h.back)
+		h.back = nil
+	}
 }
 
 type followResult struct {
@@ -331,7 +378,9 @@ func (e *engine) run(ctx context.Context) (*Result, error) {
 	for {
 		now := e.r.clock.Now()
 		e.release(now)
-		if e.stop == stopNone && !e.paused {
+		e.probeHistory(ctx, now)
+		histDown := e.hist.down() != nil
+		if e.stop == stopNone && !e.paused && !histDown {
 			e.dispatch(ctx, now)
 		}
 		e.follow(ctx, now)
@@ -343,9 +392,11 @@ func (e *engine) run(ctx context.Context) (*Result, error) {
 			}
 			return res, e.fatal
 		}
-		if err := e.trackRunState(ctx, now); err != nil {
-			e.fatalf(err)
-			continue
+		if !histDown {
+			if err := e.trackRunState(ctx, now); err != nil {
+				e.writeFailed(err)
+				continue
+			}
 		}
 		e.report(false)
 
@@ -357,7 +408,10 @@ func (e *engine) run(ctx context.Context) (*Result, error) {
 		}
 		var timerC <-chan time.Time
 		var timer Timer
-		if wake, ok := e.nextWake(); ok {
+		if wake, ok := e.nextWake(); ok || histDown {
+			if histDown && (!ok || e.histProbe.Before(wake)) {
+				wake = e.histProbe
+			}
 			timer = e.r.clock.NewTimer(max(0, wake.Sub(now)))
 			timerC = timer.C()
 		}
@@ -400,6 +454,57 @@ func (e *engine) fatalf(err error) {
 		e.log.Error("history not writable; stopping the run", slog.String(keyError, err.Error()))
 	}
 	e.stopWith(stopFatal, "history not writable")
+}
+
+// historyDown notes a write the history refused for a fault of its own;
+// the run holds back until the loop finds the database writable again.
+func (e *engine) historyDown(err error) <-chan struct{} {
+	back, first := e.hist.fault(err)
+	if first {
+		e.log.Warn("history database cannot be written; no device starts and no call is sent until it can",
+			slog.String(keyError, err.Error()))
+	}
+	return back
+}
+
+// probeHistory tries the history again while it is down: a flush commits
+// what the store kept back, then the loop's own refused events follow.
+func (e *engine) probeHistory(ctx context.Context, now time.Time) {
+	if e.hist.down() == nil || now.Before(e.histProbe) {
+		return
+	}
+	e.histWait = min(max(2*e.histWait, time.Second), 5*time.Second)
+	e.histProbe = now.Add(e.histWait)
+	wctx := context.WithoutCancel(ctx)
+	if err := e.r.rec.Flush(wctx); err != nil {
+		e.hist.fault(err)
+		return
+	}
+	for len(e.histPending) > 0 {
+		if err := e.r.rec.Append(wctx, e.histPending[0]); err != nil {
+			if state.IsWriteError(err) {
+				e.hist.fault(err)
+				return
+			}
+			e.fatalf(err)
+			return
+		}
+		e.histPending = e.histPending[1:]
+	}
+	e.histPending, e.histWait = nil, 0
+	e.hist.clear()
+	e.log.Info("history database writable again; the run carries on")
+	e.report(true)
+}
+
+// writeFailed sorts a failed write of the loop's: a fault of the database
+// holds the run back, anything else stops it.
+func (e *engine) writeFailed(err error) {
+	if state.IsWriteError(err) {
+		e.historyDown(err)
+		return
+	}
+	e.fatalf(err)
 }
 
 // stopWith stops the run from starting devices. The first reason wins,
@@ -528,7 +633,7 @@ func (e *engine) start(ctx context.Context, d *device) {
 	e.active++
 	t := task{
 		id: d.id, gate: d.gate, step: d.step, attempt: d.attempt, tries: d.tries,
-		offline: d.offline, started: d.started, invokedAt: d.invokedAt, progress: d.progress,
+		offline: d.offline, started: d.started, invokedAt: d.invokedAt, backSince: d.backSince, awaySeen: d.awaySeen, progress: d.progress,
 		evalErr: d.evalErr, mode: d.mode, dev: d,
 	}
 	startCtx := e.currentStartCtx()
@@ -544,6 +649,7 @@ func (e *engine) handle(ctx context.Context, o outcome) {
 	t := o.t
 	d.attempt, d.tries, d.offline = t.attempt, t.tries, t.offline
 	d.started, d.invokedAt, d.progress, d.evalErr = t.started, t.invokedAt, t.progress, t.evalErr
+	d.backSince, d.awaySeen = t.backSince, t.awaySeen
 	d.mode = modeStart
 	switch o.kind {
 	case outNotStarted:
@@ -564,6 +670,7 @@ func (e *engine) handle(ctx context.Context, o outcome) {
 		d.step++
 		d.attempt, d.tries, d.offline = 0, 0, 0
 		d.started, d.invokedAt, d.progress, d.evalErr = time.Time{}, time.Time{}, "", ""
+		d.backSince, d.awaySeen = time.Time{}, false
 		if d.step >= len(e.job.Steps) {
 			d.step = len(e.job.Steps) - 1
 			e.finish(ctx, d, state.ExecSucceeded, "")
@@ -649,6 +756,12 @@ func (e *engine) appendAsync(ctx context.Context, ev state.Event) error {
 		ev.ObservedAt = e.r.clock.Now()
 	}
 	err := e.r.rec.Append(context.WithoutCancel(ctx), ev)
+	if err != nil && state.IsWriteError(err) {
+		// Kept for when the history is writable again.
+		e.histPending = append(e.histPending, ev)
+		e.historyDown(err)
+		return nil
+	}
 	if err != nil {
 		e.fatalf(err)
 	}
@@ -719,7 +832,7 @@ func (e *engine) pollControl(ctx context.Context) {
 			e.baseCounted = e.counted()
 		}
 		if err := e.setRunState(ctx, state.RunRunning, ""); err != nil {
-			e.fatalf(err)
+			e.writeFailed(err)
 			return
 		}
 		e.log.Info("run resumed")
@@ -796,6 +909,10 @@ func (e *engine) checkEnd(ctx context.Context) (*Result, bool) {
 		return nil, false
 	}
 	wctx := context.WithoutCancel(ctx)
+	if e.hist.down() != nil && e.stop != stopDrain && e.stop != stopHard && e.stop != stopFatal {
+		// The end is recorded once the history can take it.
+		return nil, false
+	}
 	switch e.stop {
 	case stopDrain, stopHard, stopFatal:
 		if e.stop != stopFatal {
@@ -809,11 +926,11 @@ func (e *engine) checkEnd(ctx context.Context) (*Result, bool) {
 		}
 		return e.result(true), true
 	case stopCancel:
-		return e.end(wctx, state.RunCancelled, e.reason), true
+		return e.end(wctx, state.RunCancelled, e.reason)
 	case stopAbort:
-		return e.end(wctx, state.RunAborted, e.reason), true
+		return e.end(wctx, state.RunAborted, e.reason)
 	case stopCanary:
-		return e.end(wctx, state.RunFailed, e.reason), true
+		return e.end(wctx, state.RunFailed, e.reason)
 	}
 	if e.paused || e.nDone < len(e.devices) {
 		return nil, false
@@ -833,14 +950,16 @@ func (e *engine) checkEnd(ctx context.Context) (*Result, bool) {
 		if e.nTimedOut > 0 {
 			parts = append(parts, fmt.Sprintf("%d timed out", e.nTimedOut))
 		}
-		return e.end(wctx, state.RunFailed, reason+" ("+strings.Join(parts, ", ")+")"), true
+		return e.end(wctx, state.RunFailed, reason+" ("+strings.Join(parts, ", ")+")")
 	}
-	return e.end(wctx, state.RunSucceeded, ""), true
+	return e.end(wctx, state.RunSucceeded, "")
 }
 
 // end records a final state: devices that never finished are skipped with
-// the reason, everything is flushed, then the run's state is set.
-func (e *engine) end(ctx context.Context, st state.RunState, reason string) *Result {
+// the reason, everything is flushed, then the run's state is set. ok is
+// false when the history went down meanwhile: the loop tries again once it
+// is back.
+func (e *engine) end(ctx context.Context, st state.RunState, reason string) (res *Result, ok bool) {
 	why := reason
 	if why == "" {
 		why = string(st)
@@ -852,18 +971,29 @@ func (e *engine) end(ctx context.Context, st state.RunState, reason string) *Res
 			}
 		}
 	}
+	if e.hist.down() != nil {
+		return nil, false
+	}
 	if err := e.r.rec.Flush(ctx); err != nil {
+		if state.IsWriteError(err) {
+			e.historyDown(err)
+			return nil, false
+		}
 		e.fatalf(err)
-		return e.result(true)
+		return e.result(true), true
 	}
 	if err := e.r.rec.UpdateRunState(ctx, e.runID, st, reason); err != nil {
+		if state.IsWriteError(err) {
+			e.historyDown(err)
+			return nil, false
+		}
 		e.fatalf(err)
-		return e.result(true)
+		return e.result(true), true
 	}
 	e.runState, e.reason = st, reason
 	e.log.Info("run ended", slog.String(keyState, string(st)), slog.String(keyReason, reason),
 		slog.Int("succeeded", e.nSucceeded), slog.Int("failed", e.nFailed), slog.Int("timed_out", e.nTimedOut), slog.Int("skipped", e.nSkipped))
-	return e.result(false)
+	return e.result(false), true
 }
 
 func (e *engine) result(interrupted bool) *Result {

@@ -30,6 +30,11 @@ type task struct {
 	offline   int
 	started   time.Time
 	invokedAt time.Time
+	// backSince is when the device was first seen connected again after
+	// being seen disconnected while its last attempt's outcome was
+	// unknown; zero when it was not seen disconnected.
+	backSince time.Time
+	awaySeen  bool
 	progress  string
 	evalErr   string
 	mode      execMode
@@ -93,8 +98,19 @@ func (e *engine) event(t *task, kind state.EventKind, st state.ExecState) state.
 
 // record appends an event without waiting for its commit: the writer
 // commits in order, so it lands before any later synchronous record.
+// While the history is down, it waits for it to come back (or ctx to end).
 func (e *engine) record(ctx context.Context, ev state.Event) error {
-	return e.r.rec.Append(context.WithoutCancel(ctx), ev)
+	for {
+		err := e.r.rec.Append(context.WithoutCancel(ctx), ev)
+		if err == nil || !state.IsWriteError(err) {
+			return err
+		}
+		select {
+		case <-e.historyDown(err):
+		case <-ctx.Done():
+			return err
+		}
+	}
 }
 
 func (e *engine) invoke(ctx, startCtx context.Context, t task, step *jobs.Step) outcome {
@@ -119,10 +135,23 @@ func (e *engine) invoke(ctx, startCtx context.Context, t task, step *jobs.Step) 
 	if open, _ := t.gate.openAt(now); !open {
 		return t.out(outNotStarted, "")
 	}
+	before := t
 	if t.started.IsZero() {
 		t.started = now
+	} else if !now.Before(t.started.Add(stepTimeout(step))) {
+		// However the execution got here (a retry due at the deadline, a
+		// twin read that waited out a hub outage), no call goes out after
+		// the step's timeout: the device would act on it while the run
+		// records the step as over.
+		ev := e.event(&t, state.KindState, state.ExecTimedOut)
+		ev.Error = fmt.Sprintf("no success within the step's timeout of %s", stepTimeout(step))
+		if t.progress != "" {
+			ev.Error += fmt.Sprintf(" (last progress %q)", t.progress)
+		}
+		return e.final(ctx, t, ev, outTimedOut)
 	}
 	t.attempt++
+	t.backSince, t.awaySeen = time.Time{}, false
 	t.invokedAt = now
 	ev := e.event(&t, state.KindState, state.ExecInvoking)
 	ev.Attempt = t.attempt
@@ -130,9 +159,14 @@ func (e *engine) invoke(ctx, startCtx context.Context, t task, step *jobs.Step) 
 	// crash it is what tells a resumed run to look at the twin before
 	// sending anything again.
 	if err := e.r.rec.AppendSync(ctx, ev); err != nil {
-		t.attempt--
+		t = before
 		if ctx.Err() != nil {
 			return t.out(outInterrupted, "")
+		}
+		if state.IsWriteError(err) {
+			// Nothing was sent: the device waits for the history.
+			e.historyDown(err)
+			return t.out(outNotStarted, "")
 		}
 		return t.out(outFatal, err.Error())
 	}
@@ -203,7 +237,14 @@ func (e *engine) invokeFailed(ctx context.Context, t task, step *jobs.Step, op O
 		return e.retry(ctx, t, step, now, max(ra, time.Second), "throttled by the hub", false)
 	case iothub.KindDeviceNotOnline:
 		t.offline++
-		return e.retry(ctx, t, step, now, backoffDelay(retryBackoff(step), t.offline-1, 0.2), "device not online", false)
+		o := e.retry(ctx, t, step, now, backoffDelay(retryBackoff(step), t.offline-1, 0.2), "device not online", false)
+		if step.IsMethod() && o.kind == outRetry {
+			// The hub gives the same answer when the device dropped its
+			// connection after the call reached it (a reboot does just
+			// that): the twin decides before anything is sent again.
+			o.t.mode = modeReconcile
+		}
+		return o
 	case iothub.KindDeviceNotFound:
 		ev := e.event(&t, state.KindState, state.ExecFailed)
 		ev.Error = "device not found in the hub"
@@ -276,6 +317,30 @@ func (e *engine) retry(ctx context.Context, t task, step *jobs.Step, now time.Ti
 	e.log.Debug("retry", slog.String(keyDevice, t.id), slog.String(keyStep, step.Name), slog.String(keyReason, why), slog.Bool("counted", counted))
 	o := t.out(outRetry, why)
 	o.at = at
+	return o
+}
+
+// await has reconcile look at the twin again after delay, unless that
+// would be past the step's timeout. Unlike retry it records a note, not a
+// pending state: the last call may still have reached the device, and a
+// resumed run must go on treating it so.
+func (e *engine) await(ctx context.Context, t task, step *jobs.Step, now time.Time, delay time.Duration, why string) outcome {
+	at := now.Add(delay)
+	if !at.Before(t.started.Add(stepTimeout(step))) {
+		ev := e.event(&t, state.KindState, state.ExecTimedOut)
+		ev.Error = fmt.Sprintf("%s until the step timed out (%s after its first attempt)", why, stepTimeout(step))
+		return e.final(ctx, t, ev, outTimedOut)
+	}
+	ev := e.event(&t, state.KindNote, "")
+	ev.Detail = fmt.Sprintf("attempt %d: %s; the twin is read again at %s", t.attempt, why, at.UTC().Format(time.RFC3339))
+	if err := e.record(ctx, ev); err != nil {
+		return t.out(outFatal, err.Error())
+	}
+	e.log.Debug("await", slog.String(keyDevice, t.id), slog.String(keyStep, step.Name), slog.String(keyReason, why))
+	o := t.out(outRetry, why)
+	o.t.mode = modeReconcile
+	o.at = at
+	o.reached = true
 	return o
 }
 
@@ -408,13 +473,30 @@ func (e *engine) readTwin(ctx context.Context, id string) (*iothub.Twin, error) 
 	}
 }
 
-// reconcile settles an execution caught between recording "invoking" and
-// learning the answer (a crash, a lost answer). The twin decides: success
-// or failure ends the step, a sign that the device acted on the call
-// (reported properties updated since, with a progress value where the
-// step has one) means following it, and only a twin that shows nothing
-// lets the step be invoked again. done is false in that last case.
+// settleQuiet is how long a device must be seen connected, showing no sign
+// of a call whose outcome is unknown, before the call is sent again. A
+// device acts on a call at once: it reports progress, or drops its
+// connection to reboot; one that stays connected and silent this long did
+// not get the call.
+const settleQuiet = 3 * time.Second
+
+// reconcile settles an execution whose last attempt's outcome is unknown:
+// caught between recording "invoking" and learning the answer (a crash, a
+// lost answer), or answered "device not online" or with a transient error,
+// which the hub also gives when the device received the call and then went
+// away. The twin decides: success or failure ends the step, a sign that the
+// device acted on the call (reported properties updated since, with a
+// progress value where the step has one) means following it. Otherwise the
+// call is sent again only once the device is connected and has shown
+// nothing for settleQuiet, counted from the attempt or from its return
+// after being seen disconnected (a device rebooting on the lost call is
+// disconnected, then reports on its return). done is false when the step
+// is to be invoked again.
 func (e *engine) reconcile(ctx context.Context, t task, step *jobs.Step) (outcome, bool) {
+	if t.started.IsZero() {
+		// Resumed after a retry was recorded: the step has its full time.
+		t.started = e.r.clock.Now()
+	}
 	twin, err := e.readTwin(ctx, t.id)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -425,10 +507,7 @@ func (e *engine) reconcile(ctx context.Context, t task, step *jobs.Step) (outcom
 			ev.Error = "device not found in the hub"
 			return e.final(ctx, t, ev, outFailed), true
 		}
-		o := t.out(outRetry, err.Error())
-		o.t.mode = modeReconcile
-		o.at = e.r.clock.Now().Add(backoffDelay(time.Second, 0, 0.2))
-		return o, true
+		return e.await(ctx, t, step, e.r.clock.Now(), backoffDelay(time.Second, 0, 0.2), "twin unreadable: "+err.Error()), true
 	}
 	if o, done := e.observe(ctx, &t, step, twin); done {
 		return o, true
@@ -436,7 +515,7 @@ func (e *engine) reconcile(ctx context.Context, t task, step *jobs.Step) (outcom
 	sign := reportedSince(twin, t.invokedAt) && (step.Progress == nil || t.progress != "")
 	if sign && step.IsMethod() {
 		ev := e.event(&t, state.KindState, state.ExecInProgress)
-		ev.Detail = "the twin shows the interrupted invocation reached the device; following it"
+		ev.Detail = "the twin shows the last invocation reached the device; following it"
 		if err := e.record(ctx, ev); err != nil {
 			return t.out(outFatal, err.Error()), true
 		}
@@ -444,8 +523,28 @@ func (e *engine) reconcile(ctx context.Context, t task, step *jobs.Step) (outcom
 		o.reached = true
 		return o, true
 	}
+	if step.IsMethod() && t.attempt > 0 {
+		now := e.r.clock.Now()
+		if !isConnected(twin) {
+			// Sending now could reach a device that is about to come back
+			// from acting on the last call; wait for it to return.
+			t.awaySeen, t.backSince = true, time.Time{}
+			t.offline++
+			return e.await(ctx, t, step, now, backoffDelay(retryBackoff(step), t.offline-1, 0.2), "device not online"), true
+		}
+		if t.awaySeen && t.backSince.IsZero() {
+			t.backSince = now
+		}
+		from := t.invokedAt
+		if !t.backSince.IsZero() {
+			from = t.backSince
+		}
+		if wait := from.Add(settleQuiet).Sub(now); wait > 0 {
+			return e.await(ctx, t, step, now, wait, "waiting to learn whether the last call reached the device"), true
+		}
+	}
 	ev := e.event(&t, state.KindNote, "")
-	ev.Detail = "the twin shows no sign of the interrupted invocation; invoking again"
+	ev.Detail = "the twin shows no sign of the last invocation; invoking again"
 	if err := e.record(ctx, ev); err != nil {
 		return t.out(outFatal, err.Error()), true
 	}

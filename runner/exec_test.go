@@ -333,3 +333,197 @@ func TestResume_RefusesChangedJob(t *testing.T) {
 		}
 	})
 }
+
+func TestExecute_NotOnlineAfterTheCallReachedTheDevice(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clock := NewShiftedClock(mustTime(t, "2026-06-01T10:00:00Z"))
+		start := clock.Now()
+		// The device takes the call and drops its connection at once, as a
+		// rebooting device does, so the hub answers "not online"; it comes
+		// back 20 s later and reports that it is done.
+		back := start.Add(20 * time.Second)
+		dev := &fakeDevice{id: "boot", tags: siteX, work: 20 * time.Second,
+			away: func(now time.Time) bool { return !now.Before(start) && now.Before(back) }}
+		fleet := newFakeFleet(clock, dev)
+		fleet.answer = func(d *fakeDevice, n int, now time.Time) (*iothub.MethodResponse, error) {
+			if n == 0 {
+				d.invokedAt, d.updatedAt = now, now
+				d.reported["status"] = "working"
+			}
+			if d.away(now) {
+				return nil, notOnline()
+			}
+			return &iothub.MethodResponse{Status: 200}, nil
+		}
+		res, st := runFake(t, fleet, stepJob)
+		x := execsByKey(t, st, res.RunID)["boot/s"]
+		if x.State != state.ExecSucceeded {
+			t.Errorf("got %s (%s), want succeeded", x.State, x.Error)
+		}
+		if calls := fleet.callsTo("boot"); len(calls) != 1 {
+			t.Errorf("got %d calls, want 1: the device had the first one", len(calls))
+		}
+	})
+}
+
+func TestExecute_QuietConnectedDeviceIsCalledAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clock := NewShiftedClock(mustTime(t, "2026-06-01T10:00:00Z"))
+		start := clock.Now()
+		// Offline when first called, then connected and silent: the call
+		// never reached it, and it gets the step once it is back.
+		dev := &fakeDevice{id: "late", tags: siteX, work: time.Second,
+			away: func(now time.Time) bool { return now.Before(start.Add(30 * time.Second)) }}
+		fleet := newFakeFleet(clock, dev)
+		fleet.answer = func(d *fakeDevice, n int, now time.Time) (*iothub.MethodResponse, error) {
+			if d.away(now) {
+				return nil, notOnline()
+			}
+			return &iothub.MethodResponse{Status: 200}, nil
+		}
+		res, st := runFake(t, fleet, stepJob)
+		x := execsByKey(t, st, res.RunID)["late/s"]
+		if x.State != state.ExecSucceeded {
+			t.Errorf("got %s (%s), want succeeded", x.State, x.Error)
+		}
+		calls := fleet.callsTo("late")
+		last := calls[len(calls)-1].at
+		if last.Before(start.Add(30*time.Second + settleQuiet)) {
+			t.Errorf("last call at %s, want after the device had been back and quiet for %s", last.Sub(start), settleQuiet)
+		}
+		for _, c := range calls[:len(calls)-1] {
+			if !dev.away(c.at) {
+				t.Errorf("a call at %s reached the device before the last one", c.at.Sub(start))
+			}
+		}
+	})
+}
+
+func TestExecute_NoCallAfterTheStepTimedOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clock := NewShiftedClock(mustTime(t, "2026-06-01T10:00:00Z"))
+		start := clock.Now()
+		fleet := newFakeFleet(clock, &fakeDevice{id: "a", tags: siteX, work: time.Second})
+		// The first call fails with a 5xx, then the hub cannot read twins
+		// until well after the step's timeout of 5 minutes.
+		fleet.answer = func(d *fakeDevice, n int, now time.Time) (*iothub.MethodResponse, error) {
+			if n == 0 {
+				return nil, &iothub.Error{Status: 503, Code: iothub.CodeServiceUnavailable, Message: "unavailable"}
+			}
+			return &iothub.MethodResponse{Status: 200}, nil
+		}
+		hub := fleet.hub()
+		twin := hub.twin
+		outage := start.Add(6 * time.Minute)
+		hub.twin = func(ctx context.Context, id string) (*iothub.Twin, error) {
+			if clock.Now().Before(outage) {
+				return nil, &iothub.Error{Status: 503, Code: iothub.CodeServiceUnavailable, Message: "unavailable"}
+			}
+			return twin(ctx, id)
+		}
+		st := testStore(t)
+		res, err := testRunner(t, hub, st, clock).Run(context.Background(), Request{Job: testJob(t, stepJob)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := execsByKey(t, st, res.RunID)["a/s"]
+		if x.State != state.ExecTimedOut {
+			t.Errorf("got %s (%s), want timed_out", x.State, x.Error)
+		}
+		for _, c := range fleet.callsTo("a") {
+			if c.at.After(start.Add(5 * time.Minute)) {
+				t.Errorf("call at %s, after the step's timeout", c.at.Sub(start))
+			}
+		}
+	})
+}
+
+// faultyHistory refuses every write while down, as a locked or full
+// database does.
+type faultyHistory struct {
+	*state.Store
+	down atomic.Bool
+}
+
+func (h *faultyHistory) fault() error {
+	if h.down.Load() {
+		return &state.WriteError{Err: errors.New("history database h.db: disk full")}
+	}
+	return nil
+}
+
+func (h *faultyHistory) Append(ctx context.Context, ev state.Event) error {
+	if err := h.fault(); err != nil {
+		return err
+	}
+	return h.Store.Append(ctx, ev)
+}
+
+func (h *faultyHistory) AppendSync(ctx context.Context, evs ...state.Event) error {
+	if err := h.fault(); err != nil {
+		return err
+	}
+	return h.Store.AppendSync(ctx, evs...)
+}
+
+func (h *faultyHistory) Flush(ctx context.Context) error {
+	if err := h.fault(); err != nil {
+		return err
+	}
+	return h.Store.Flush(ctx)
+}
+
+func (h *faultyHistory) UpdateRunState(ctx context.Context, runID string, s state.RunState, reason string) error {
+	if err := h.fault(); err != nil {
+		return err
+	}
+	return h.Store.UpdateRunState(ctx, runID, s, reason)
+}
+
+func TestRun_WaitsOutAHistoryFault(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clock := NewShiftedClock(mustTime(t, "2026-06-01T10:00:00Z"))
+		var devs []*fakeDevice
+		for _, id := range []string{"a", "b", "c", "d", "e", "f"} {
+			devs = append(devs, &fakeDevice{id: id, tags: siteX, work: 10 * time.Second})
+		}
+		fleet := newFakeFleet(clock, devs...)
+		hist := &faultyHistory{Store: testStore(t)}
+		var downFrom, downUntil time.Time
+		fleet.answer = func(d *fakeDevice, n int, now time.Time) (*iothub.MethodResponse, error) {
+			if d.id == "c" {
+				// The history breaks while c's call is out, for a minute.
+				hist.down.Store(true)
+				downFrom, downUntil = now, now.Add(time.Minute)
+				time.AfterFunc(time.Minute, func() { hist.down.Store(false) })
+			}
+			return &iothub.MethodResponse{Status: 200}, nil
+		}
+		job := testJob(t, strings.Replace(stepJob, "concurrency = 10", "concurrency = 3", 1))
+		res, err := testRunner(t, fleet.hub(), hist, clock).Run(context.Background(), Request{Job: job})
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		if res.State != state.RunSucceeded || res.Counts.Succeeded != len(devs) {
+			t.Fatalf("got %s %+v (%s), want all %d succeeded", res.State, res.Counts, res.Reason, len(devs))
+		}
+		if downFrom.IsZero() {
+			t.Fatal("the fault was never injected")
+		}
+		xs := execsByKey(t, hist.Store, res.RunID)
+		for _, d := range devs {
+			calls := fleet.callsTo(d.id)
+			if len(calls) != 1 {
+				t.Errorf("%s: got %d calls, want 1", d.id, len(calls))
+			}
+			for _, c := range calls {
+				if c.at.After(downFrom) && c.at.Before(downUntil) {
+					t.Errorf("%s: called at %s, while the history could not record it", d.id, c.at.Sub(downFrom))
+				}
+			}
+			if x := xs[d.id+"/s"]; x.State != state.ExecSucceeded {
+				t.Errorf("%s: recorded %s, want succeeded", d.id, x.State)
+			}
+		}
+	})
+}

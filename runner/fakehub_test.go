@@ -66,6 +66,8 @@ type fakeDevice struct {
 	work      time.Duration
 	invokedAt time.Time
 	updatedAt time.Time
+	// away, when set, says when the device is disconnected.
+	away func(now time.Time) bool
 }
 
 // fakeFleet models devices behind a fakeHub: a call makes a device report
@@ -182,7 +184,11 @@ func (f *fakeFleet) twinLocked(d *fakeDevice) *iothub.Twin {
 		ver = d.updatedAt.UnixNano()
 	}
 	rep["$version"] = float64(ver)
-	return &iothub.Twin{DeviceID: d.id, Tags: d.tags, ETag: d.id, Version: ver, ConnectionState: "Connected",
+	conn := "Connected"
+	if d.away != nil && d.away(now) {
+		conn = "Disconnected"
+	}
+	return &iothub.Twin{DeviceID: d.id, Tags: d.tags, ETag: d.id, Version: ver, ConnectionState: conn,
 		Properties: iothub.TwinProperties{Reported: rep, Desired: map[string]any{"$version": float64(1)}}}
 }
 

@@ -3,7 +3,6 @@ package runner_test
 import (
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hubflow/hubflow/emulator"
+	"github.com/hubflow/hubflow/internal/hubadapter"
 	"github.com/hubflow/hubflow/iothub"
 	"github.com/hubflow/hubflow/iothub/service"
 	"github.com/hubflow/hubflow/jobs"
@@ -21,48 +21,6 @@ import (
 	"github.com/hubflow/hubflow/simulator"
 	"github.com/hubflow/hubflow/state"
 )
-
-// serviceHub adapts the REST client to runner.Hub, as cmd/hubflow does.
-type serviceHub struct{ c *service.Client }
-
-func (h serviceHub) InvokeMethod(ctx context.Context, id string, call runner.MethodCall) (*iothub.MethodResponse, error) {
-	return h.c.InvokeMethod(ctx, id, service.MethodCall{
-		Name: call.Name, Payload: call.Payload, ResponseTimeout: call.ResponseTimeout, ConnectTimeout: call.ConnectTimeout,
-	})
-}
-
-func (h serviceHub) PatchDesired(ctx context.Context, id string, desired map[string]any) error {
-	_, err := h.c.UpdateTwin(ctx, id, iothub.TwinPatch{Properties: &iothub.TwinPatchProperties{Desired: desired}}, "")
-	return err
-}
-
-func (h serviceHub) GetTwin(ctx context.Context, id string) (*iothub.Twin, error) {
-	return h.c.GetTwin(ctx, id)
-}
-
-func (h serviceHub) QueryTwins(ctx context.Context, query string) runner.TwinPages {
-	return twinPages{h.c.Query(ctx, query, service.MaxPageSize)}
-}
-
-type twinPages struct{ it *service.QueryIterator }
-
-func (p twinPages) More() bool { return p.it.More() }
-
-func (p twinPages) Next(ctx context.Context) ([]*iothub.Twin, error) {
-	items, err := p.it.Next(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*iothub.Twin, 0, len(items))
-	for _, raw := range items {
-		var t iothub.Twin
-		if err := json.Unmarshal(raw, &t); err != nil {
-			return nil, err
-		}
-		out = append(out, &t)
-	}
-	return out, nil
-}
 
 // fixture is an emulator with a simulated fleet and a history store.
 type fixture struct {
@@ -139,7 +97,7 @@ func openStore(t testing.TB, path string) *state.Store {
 	return st
 }
 
-func (f *fixture) hubAdapter() runner.Hub { return serviceHub{f.svc} }
+func (f *fixture) hubAdapter() runner.Hub { return hubadapter.New(f.svc) }
 
 // newRunner builds a runner on the fixture.
 func (f *fixture) newRunner(t testing.TB, cfg runner.Config) *runner.Runner {

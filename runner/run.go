@@ -401,10 +401,14 @@ func restoreDevice(d *device, job *jobs.Job, execs []state.Execution) {
 		case state.ExecInProgress:
 			d.mode = modeFollow
 		default:
-			// Pending after a failed attempt: the last call is known to
-			// have not reached the device, so it is simply tried again,
-			// with the step's full time: it waited out a stopped process.
+			// Pending after a failed attempt. The step gets its full time
+			// again: it waited out a stopped process. A method is
+			// reconciled first: "not online" and transient answers do not
+			// prove the call never reached the device.
 			d.mode = modeStart
+			if job.Steps[i].IsMethod() && x.Attempt > 0 {
+				d.mode = modeReconcile
+			}
 			d.started = time.Time{}
 		}
 		return

@@ -45,7 +45,9 @@ type Config struct {
 	GatewayHostName string
 
 	// Logger receives the fleet's state changes (Info) and each device's
-	// events (Debug). Nil discards. Secrets are never logged.
+	// events (Debug). Nil discards. Secrets are never logged: the query of
+	// any URL and the value of any SAS signature or key are redacted from
+	// what the fleet and its clients write.
 	Logger *slog.Logger
 
 	// Seed makes the fleet's draws (tags, which devices are offline, flaky or
@@ -138,11 +140,13 @@ func Start(ctx context.Context, f *Fleet, cfg Config) (*Sim, error) {
 	if cfg.ConnectConcurrency <= 0 {
 		cfg.ConnectConcurrency = DefaultConnectConcurrency
 	}
-	s := &Sim{cfg: cfg, log: cfg.Logger, now: cfg.Now}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s.log = s.log.With("component", "simulator")
+	// The clients log through the fleet's logger too; what any of them
+	// writes is redacted alike.
+	cfg.Logger = slog.New(redactingHandler{cfg.Logger.Handler()})
+	s := &Sim{cfg: cfg, log: cfg.Logger.With("component", "simulator"), now: cfg.Now}
 	if s.now == nil {
 		s.now = time.Now
 	}

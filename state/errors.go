@@ -23,6 +23,21 @@ var ErrRunFinished = errors.New("run already finished")
 // ErrClosed is returned by writes attempted after Close.
 var ErrClosed = errors.New("history store closed")
 
+// WriteError is a write the history database itself failed (locked by
+// another process, read-only, disk full, an i/o error), as opposed to a
+// request refused for what it asked. The same write may succeed once the
+// fault clears: a runner pauses on it rather than giving up.
+type WriteError struct{ Err error }
+
+func (e *WriteError) Error() string { return e.Err.Error() }
+func (e *WriteError) Unwrap() error { return e.Err }
+
+// IsWriteError reports whether err is, or wraps, a *WriteError.
+func IsWriteError(err error) bool {
+	var we *WriteError
+	return errors.As(err, &we)
+}
+
 // sqliteCode returns the primary SQLite result code of err, or 0.
 func sqliteCode(err error) int {
 	var se *sqlite.Error

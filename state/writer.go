@@ -288,7 +288,7 @@ func (w *writer) runOp(r *request) error {
 		return nil
 	}
 	if err != nil {
-		err = describe(w.s.path, err)
+		err = &WriteError{describe(w.s.path, err)}
 		w.setFault(err)
 		r.done <- err
 		return err
@@ -344,7 +344,7 @@ func (w *writer) commitEvents(reqs []*request) error {
 		}
 	}
 	if err != nil {
-		err = describe(w.s.path, err)
+		err = &WriteError{describe(w.s.path, err)}
 		w.setFault(err)
 		for _, r := range reqs {
 			w.fail(r, err)

@@ -12,10 +12,9 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/hubflow/hubflow/bench"
+	"github.com/hubflow/hubflow/internal/hubadapter"
 	"github.com/hubflow/hubflow/iothub"
-	"github.com/hubflow/hubflow/iothub/service"
 	"github.com/hubflow/hubflow/jobs"
-	"github.com/hubflow/hubflow/runner"
 )
 
 // benchFlags are the flags of `hubflow bench`.
@@ -196,7 +195,7 @@ func (a *app) bench(ctx context.Context, f *benchFlags, command string) error {
 		Sizes: sizes, Workflow: f.workflow, Stage: f.stage, Concurrency: f.concurrency, Rate: rate,
 		Topology: f.topology, Sample: f.sample, Poll: f.poll, LimitDuration: f.limitFor,
 		Dir: f.dir, Command: command, CPUProfile: f.cpuProfile, Logger: a.logger,
-		NewHub: func(c *service.Client) runner.Hub { return serviceHub{c} },
+		NewHub: hubadapter.New,
 	}
 	if f.tier != "" {
 		cfg.Tier, cfg.Units = f.tier, f.units

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -51,6 +53,10 @@ Examples:
 
 // control records a cancel (or resume) request for a run.
 func (a *app) control(ctx context.Context, db, runID string, cancel bool) error {
+	// Opening for writing would create the file.
+	if _, err := os.Stat(db); errors.Is(err, fs.ErrNotExist) {
+		return usageErrorf("no run %s: there is no history database at %s (see hubflow history, or pass -db)", runID, db)
+	}
 	st, err := a.openStoreRW(ctx, db)
 	if err != nil {
 		return err

@@ -35,7 +35,8 @@ files that changed are printed. A directory means the .hcl files in it; -
 reads standard input and writes the result to standard output. A file that
 is not valid HCL is left alone and its errors are printed (exit 2). With
 -check no file is changed: the names of the files that would change are
-printed, and the exit status is 1 when there are any.
+printed, and the exit status is 1 when there are any. Flags may also
+follow the files.
 
 Examples:
   hubflow fmt examples/firmware-update.hcl
@@ -43,10 +44,14 @@ Examples:
   cat job.hcl | hubflow fmt -`),
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
-			if len(args) == 0 {
+			pos, err := parseArgs(fs, args)
+			if err != nil {
+				return err
+			}
+			if len(pos) == 0 {
 				return usageErrorf("fmt needs at least one file or directory, as in: hubflow fmt examples/")
 			}
-			return a.fmt(args, *check, *diff)
+			return a.fmt(pos, *check, *diff)
 		},
 	}
 }

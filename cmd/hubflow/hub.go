@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hubflow/hubflow/emulator"
+	"github.com/hubflow/hubflow/examples"
+	"github.com/hubflow/hubflow/internal/hubadapter"
 	"github.com/hubflow/hubflow/iothub"
 	"github.com/hubflow/hubflow/iothub/service"
 	"github.com/hubflow/hubflow/runner"
@@ -25,62 +26,11 @@ import (
 // job file and under the working directory.
 const defaultFleetFile = "fleet.hcl"
 
+// builtinFleet names the fleet built into hubflow, in messages.
+const builtinFleet = "built-in " + examples.FleetName
+
 // fleetSeed makes the embedded fleet the same on every run.
 const fleetSeed = 1
-
-// serviceHub adapts the REST client to the runner's Hub.
-type serviceHub struct{ c *service.Client }
-
-var _ runner.Hub = serviceHub{}
-
-func (h serviceHub) InvokeMethod(ctx context.Context, id string, call runner.MethodCall) (*iothub.MethodResponse, error) {
-	resp, err := h.c.InvokeMethod(ctx, id, service.MethodCall{
-		Name: call.Name, Payload: call.Payload, ResponseTimeout: call.ResponseTimeout, ConnectTimeout: call.ConnectTimeout,
-	})
-	return resp, refused(err)
-}
-
-func (h serviceHub) PatchDesired(ctx context.Context, id string, desired map[string]any) error {
-	_, err := h.c.UpdateTwin(ctx, id, iothub.TwinPatch{Properties: &iothub.TwinPatchProperties{Desired: desired}}, "")
-	return refused(err)
-}
-
-func (h serviceHub) GetTwin(ctx context.Context, id string) (*iothub.Twin, error) {
-	t, err := h.c.GetTwin(ctx, id)
-	return t, refused(err)
-}
-
-func (h serviceHub) QueryTwins(ctx context.Context, query string) runner.TwinPages {
-	return twinPages{h.c.Query(ctx, query, service.MaxPageSize)}
-}
-
-// refused marks the client's input errors, which no retry can fix.
-func refused(err error) error {
-	if errors.Is(err, service.ErrInvalidInput) {
-		return fmt.Errorf("%w: %w", runner.ErrRefused, err)
-	}
-	return err
-}
-
-type twinPages struct{ it *service.QueryIterator }
-
-func (p twinPages) More() bool { return p.it.More() }
-
-func (p twinPages) Next(ctx context.Context) ([]*iothub.Twin, error) {
-	items, err := p.it.Next(ctx)
-	if err != nil {
-		return nil, refused(err)
-	}
-	out := make([]*iothub.Twin, 0, len(items))
-	for i, raw := range items {
-		var t iothub.Twin
-		if err := json.Unmarshal(raw, &t); err != nil || t.DeviceID == "" {
-			return nil, fmt.Errorf("query devices: %w: item %d is not a twin", service.ErrUnexpectedResponse, i)
-		}
-		out = append(out, &t)
-	}
-	return out, nil
-}
 
 // hubFlags are the flags that choose the hub a command talks to.
 type hubFlags struct {
@@ -110,7 +60,7 @@ func addHubFlags(fs *flag.FlagSet) *hubFlags {
 	f := &hubFlags{}
 	fs.StringVar(&f.hub, "hub", "", "service connection string of the hub (default $IOTHUB_CONNECTION_STRING; none: the embedded emulator and fleet)")
 	fs.StringVar(&f.ca, "ca", "", "PEM file of a CA to trust besides the system roots (a standalone emulator's ca.pem)")
-	fs.StringVar(&f.fleet, "fleet", "", "fleet file of the embedded emulator (default fleet.hcl next to the job file, or examples/fleet.hcl)")
+	fs.StringVar(&f.fleet, "fleet", "", "fleet file of the embedded emulator (default fleet.hcl next to the job file, else examples/fleet.hcl, else the built-in copy of it)")
 	fs.StringVar(&f.tier, "hub-tier", "", "the hub's tier (F1, S1, S2, S3) whose quotas hubflow keeps to; the embedded emulator enforces them too (default none)")
 	fs.IntVar(&f.units, "hub-units", 1, "the hub's units, with -hub-tier")
 	return f
@@ -150,7 +100,7 @@ func (h *hubConn) describe() string {
 
 // connectHub returns the hub a command uses: the --hub connection string,
 // else $IOTHUB_CONNECTION_STRING, else an embedded emulator with the fleet
-// of -fleet (or fleet.hcl found next to jobFile or under examples/).
+// findFleet picks.
 func (a *app) connectHub(ctx context.Context, f *hubFlags, jobFile string) (*hubConn, error) {
 	budget, err := runner.NewBudget(f.tier, f.units)
 	if err != nil {
@@ -178,20 +128,16 @@ func (a *app) connectHub(ctx context.Context, f *hubFlags, jobFile string) (*hub
 		if err != nil {
 			return nil, withCode(exitBadInput, err)
 		}
-		return &hubConn{hub: serviceHub{c}, client: c, host: cs.HostName, budget: budget}, nil
+		return &hubConn{hub: hubadapter.New(c), client: c, host: cs.HostName, budget: budget}, nil
 	}
 	return a.embeddedHub(ctx, f, jobFile, budget)
 }
 
 // embeddedHub starts the emulator and the simulated fleet.
 func (a *app) embeddedHub(ctx context.Context, f *hubFlags, jobFile string, budget *runner.Budget) (*hubConn, error) {
-	fleetPath, err := findFleet(f.fleet, jobFile)
+	fleetPath, src, err := findFleet(f.fleet, jobFile)
 	if err != nil {
 		return nil, err
-	}
-	src, err := os.ReadFile(fleetPath)
-	if err != nil {
-		return nil, withCode(exitBadInput, fmt.Errorf("read fleet file: %w", err))
 	}
 	fleet, diags := simulator.LoadFleet(fleetPath, src)
 	if diags.HasErrors() {
@@ -228,29 +174,32 @@ func (a *app) embeddedHub(ctx context.Context, f *hubFlags, jobFile string, budg
 	st := sim.Stats()
 	fmt.Fprintf(a.stderr, "embedded emulator on %s: %d simulated devices from %s (%d offline) ready in %s\n",
 		cs.HostName, st.Devices, fleetPath, st.Offline, time.Since(began).Round(time.Millisecond))
-	return &hubConn{hub: serviceHub{c}, client: c, host: cs.HostName, emu: emu, sim: sim, fleet: fleetPath, budget: budget}, nil
+	return &hubConn{hub: hubadapter.New(c), client: c, host: cs.HostName, emu: emu, sim: sim, fleet: fleetPath, budget: budget}, nil
 }
 
-// findFleet returns the fleet file: the one given, else fleet.hcl next to
-// the job file, else examples/fleet.hcl or fleet.hcl under the working
-// directory.
-func findFleet(given, jobFile string) (string, error) {
+// findFleet returns the name and source of the fleet: the file given, else
+// fleet.hcl next to the job file, else examples/fleet.hcl or fleet.hcl under
+// the working directory, else the copy of examples/fleet.hcl built into
+// hubflow, so that the embedded hub works from any directory.
+func findFleet(given, jobFile string) (string, []byte, error) {
 	if given != "" {
-		if _, err := os.Stat(given); err != nil {
-			return "", withCode(exitBadInput, fmt.Errorf("fleet file: %w", err))
+		src, err := os.ReadFile(given)
+		if err != nil {
+			return "", nil, withCode(exitBadInput, fmt.Errorf("read fleet file: %w", err))
 		}
-		return given, nil
+		return given, src, nil
 	}
 	candidates := []string{filepath.Join(filepath.Dir(jobFile), defaultFleetFile), filepath.Join("examples", defaultFleetFile), defaultFleetFile}
 	for _, c := range candidates {
-		if _, err := os.Stat(c); err == nil {
-			return c, nil
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return "", withCode(exitBadInput, fmt.Errorf("fleet file: %w", err))
+		src, err := os.ReadFile(c)
+		if err == nil {
+			return c, src, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", nil, withCode(exitBadInput, fmt.Errorf("read fleet file: %w", err))
 		}
 	}
-	return "", usageErrorf("no hub given and no fleet file for the embedded emulator (looked for %s); pass --hub CS, set IOTHUB_CONNECTION_STRING, or name a fleet with -fleet FILE",
-		strings.Join(candidates, ", "))
+	return builtinFleet, examples.Fleet(), nil
 }
 
 // hubError marks an error talking to the hub: exit 3, naming the host. A

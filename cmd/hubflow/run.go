@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -54,8 +55,10 @@ reported properties until the step's success or failure condition holds or
 its timeout passes. The job's schedule is ignored: run starts one run now.
 
 With no hub connection string (-hub or IOTHUB_CONNECTION_STRING) the job runs
-on an embedded emulator with the simulated fleet of fleet.hcl (next to the
-job file, or examples/fleet.hcl; -fleet names another).
+on an embedded emulator with a simulated fleet: the one -fleet names, else
+fleet.hcl next to the job file, else examples/fleet.hcl or fleet.hcl in the
+working directory, else the copy of examples/fleet.hcl built into hubflow.
+A run that cannot start leaves no new history database behind.
 
 Progress is shown live when stdout is a terminal, as log lines otherwise.
 Ctrl-C stops starting devices and waits for those in flight; a second Ctrl-C
@@ -125,11 +128,13 @@ func (a *app) run(ctx context.Context, file string, f *runFlags) error {
 	if err != nil {
 		return withCode(exitBadInput, fmt.Errorf("record variables: %w", err))
 	}
-	store, err := a.openStoreRW(ctx, *f.db)
-	if err != nil {
-		return err
+	if f.resume != "" {
+		// Opening for writing would create the file, and starting the
+		// hub would take a while, for a run that cannot be there.
+		if _, err := os.Stat(*f.db); errors.Is(err, fs.ErrNotExist) {
+			return usageErrorf("no run %s: there is no history database at %s (see hubflow history, or pass -db)", f.resume, *f.db)
+		}
 	}
-	defer store.Close()
 	// One connection per execution in flight, and a few for the observer.
 	f.hub.conns = max(defaultConns, min(job.Rollout.Concurrency+32, 4096))
 	hc, err := a.connectHub(ctx, f.hub, file)
@@ -137,6 +142,11 @@ func (a *app) run(ctx context.Context, file string, f *runFlags) error {
 		return err
 	}
 	defer hc.Close()
+	store, closeStore, err := a.openRunStore(ctx, *f.db)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
 
 	live := isTerminal(a.stdout)
 	logger := a.logger
@@ -208,6 +218,35 @@ func (a *app) run(ctx context.Context, file string, f *runFlags) error {
 		return silentExit(exitFailed)
 	}
 	return nil
+}
+
+// openRunStore opens the history database of a run, creating it when
+// needed. The returned func closes it and removes a database this call
+// created if no run got recorded in it: a run that could not start (an
+// unreachable hub, a plan that changed) leaves no empty history behind.
+func (a *app) openRunStore(ctx context.Context, path string) (*state.Store, func(), error) {
+	_, err := os.Stat(path)
+	created := errors.Is(err, fs.ErrNotExist)
+	store, err := a.openStoreRW(ctx, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return store, func() {
+		empty := false
+		if created {
+			runs, err := store.ListRuns(context.WithoutCancel(ctx), state.RunFilter{Limit: 1})
+			empty = err == nil && len(runs) == 0
+		}
+		store.Close()
+		if !empty {
+			return
+		}
+		for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+			if err := os.Remove(path + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				a.logger.Warn("remove the unused history database", slog.String("path", path+suffix), slog.Any("error", err))
+			}
+		}
+	}, nil
 }
 
 func dbHint(db string) string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -131,4 +132,93 @@ func TestProgressLine(t *testing.T) {
 	if got := progressLine(s); !strings.Contains(got, "waiting_window") || !strings.Contains(got, "closed, opens 2026-03-29 23:00Z") {
 		t.Errorf("got %q, want the waiting state and the next opening", got)
 	}
+}
+
+// TestRun_BuiltinFleet runs a job from a directory with no fleet file
+// anywhere: the embedded hub uses the fleet built into hubflow.
+func TestRun_BuiltinFleet(t *testing.T) {
+	t.Chdir(t.TempDir())
+	writeJobFile(t, "ping.hcl", `
+job "ping-osaka" {
+  target { query = "tags.site = 'osaka'" }
+  rollout { concurrency = 10 }
+  step "ping" {
+    method  = "rebootDevice"
+    success = true
+  }
+}`)
+	code, stdout, stderr := runCommands(t, nil, "run", "ping.hcl", "-db", "h.db")
+	if code != 0 {
+		t.Fatalf("got exit %d, want 0\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "simulated devices from "+builtinFleet) {
+		t.Errorf("stderr does not name the built-in fleet:\n%s", stderr)
+	}
+	if !regexp.MustCompile(`run ping-osaka-\S+ succeeded: 10 succeeded`).MatchString(stdout) {
+		t.Errorf("got stdout\n%s\nwant the 10 osaka sensors of examples/fleet.hcl to succeed", stdout)
+	}
+}
+
+// TestRun_NoHistoryWithoutRun checks that a run that cannot start leaves
+// no new history database behind, and that an existing one is kept.
+func TestRun_NoHistoryWithoutRun(t *testing.T) {
+	fleet, _ := filepath.Abs("testdata/plan/fleet.hcl")
+	dir := t.TempDir()
+	job := filepath.Join(dir, "reboot.hcl")
+	writeJobFile(t, job, cliRebootJob)
+	const key = "c2VjcmV0LWtleS1ub3QtdG8tYmUtc2hvd24tYW55d2hlcmU="
+	addr := closedAddr(t)
+	unreachable := "HostName=" + addr + ";SharedAccessKeyName=iothubowner;SharedAccessKey=" + key
+	tests := []struct {
+		name string
+		args []string
+		code int
+		msgs []string
+	}{
+		{"unreachable hub", []string{"-hub", unreachable}, exitHubError, []string{"hub " + addr, "resolve target of job reboot-osaka", "connection refused"}},
+		{"malformed connection string", []string{"-hub", "HostName=h;SharedAccessKey=" + key}, exitBadInput, []string{"connection string"}},
+		{"changed plan", []string{"-fleet", fleet, "-plan-hash", "0123456789abcdef"}, exitBadInput, []string{"plan changed"}},
+		{"resume with no history", []string{"-hub", unreachable, "-resume", "reboot-osaka-1"}, exitBadInput, []string{"no run reboot-osaka-1", "no history database"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := filepath.Join(t.TempDir(), "h.db")
+			args := append([]string{"run", job, "-db", db}, tt.args...)
+			code, stdout, stderr := runCommands(t, nil, args...)
+			if code != tt.code {
+				t.Errorf("got exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, stdout, stderr)
+			}
+			for _, msg := range tt.msgs {
+				if !strings.Contains(stderr, msg) {
+					t.Errorf("got stderr %q, want it to say %q", stderr, msg)
+				}
+			}
+			if strings.Contains(stdout+stderr, strings.TrimRight(key, "=")) {
+				t.Errorf("the key is in the output:\n%s%s", stdout, stderr)
+			}
+			assertNoDB(t, db)
+		})
+	}
+	t.Run("existing history is kept", func(t *testing.T) {
+		db := filepath.Join(t.TempDir(), "h.db")
+		if err := openTestStore(t, db).Close(); err != nil {
+			t.Fatal(err)
+		}
+		code, _, stderr := runCommands(t, nil, "run", job, "-db", db, "-hub", unreachable)
+		if code != exitHubError {
+			t.Errorf("got exit %d, want %d: %s", code, exitHubError, stderr)
+		}
+		if _, err := os.Stat(db); err != nil {
+			t.Errorf("got %v, want the database kept", err)
+		}
+	})
+}
+
+func TestCancel_NoHistory(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "h.db")
+	code, _, stderr := runCommands(t, nil, "cancel", "reboot-osaka-1", "-db", db)
+	if code != exitBadInput || !strings.Contains(stderr, "no history database at "+db) {
+		t.Errorf("got exit %d stderr %q, want %d and no history database", code, stderr, exitBadInput)
+	}
+	assertNoDB(t, db)
 }

@@ -126,16 +126,17 @@ func (a *app) serve(ctx context.Context, dir string, f *serveFlags, deps serveDe
 	if f.logFormat == "json" {
 		sa.stderr = &lineLogger{log: logger}
 	}
-	store, err := sa.openStoreRW(ctx, *f.db)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
+	// The hub first: a hub that cannot be used leaves no database behind.
 	hc, err := sa.connectHub(ctx, f.hub, filepath.Join(dir, defaultFleetFile))
 	if err != nil {
 		return err
 	}
 	defer hc.Close()
+	store, err := sa.openStoreRW(ctx, *f.db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
 	r, err := runner.New(runner.Config{Hub: hc.hub, Recorder: store, Budget: hc.budget, Logger: logger})
 	if err != nil {
 		return err

@@ -40,18 +40,24 @@ payload sizes and the variables conditions refer to. A valid file prints one
 line per job; otherwise every problem is printed to stderr as
 path:line:col: error: Summary: Detail, followed by the source line, and the
 exit status is 2. -json prints one JSON object with the jobs and
-diagnostics of every file on stdout instead.
+diagnostics of every file on stdout instead. Flags may also follow the
+files.
 
 Examples:
   hubflow validate examples/firmware-update.hcl
   hubflow validate -var version=2.2.0 examples/*.hcl
+  hubflow validate examples/firmware-update.hcl -var version=2.2.0
   hubflow validate -json -var-file prod.hcl jobs/nightly.hcl`),
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
-			if len(args) == 0 {
+			pos, err := parseArgs(fs, args)
+			if err != nil {
+				return err
+			}
+			if len(pos) == 0 {
 				return usageErrorf("validate needs at least one job file, as in: hubflow validate examples/reboot.hcl")
 			}
-			return a.validate(args, vf, *jsonOut)
+			return a.validate(pos, vf, *jsonOut)
 		},
 	}
 }
