@@ -9,9 +9,10 @@ import (
 	"time"
 )
 
-// envFuzzTime sets how long TestFuzzTargets fuzzes each target (a Go
-// duration or "Nx" for a count of inputs); the default is short enough for
-// every CI run.
+// envFuzzTime sets how long TestFuzzTargets fuzzes each target, as go
+// test's -fuzztime: a count of inputs ("20000x") or a duration ("1m"). The
+// default is a count, so that a loaded machine still fuzzes after the
+// fuzzer has replayed the corpus, and small enough for every CI run.
 const envFuzzTime = "HUBFLOW_FUZZTIME"
 
 // fuzzTargets are hubflow's fuzz targets by package: the job-file loader,
@@ -44,7 +45,7 @@ func TestFuzzTargets(t *testing.T) {
 	}
 	fuzzTime := os.Getenv(envFuzzTime)
 	if fuzzTime == "" {
-		fuzzTime = "1s"
+		fuzzTime = "20000x"
 	}
 	var total int64
 	for _, ft := range fuzzTargets {

@@ -95,8 +95,8 @@ type devEntry struct {
 
 // applyRows records rows in tx and folds them into executions, run_devices
 // and the runs' counts. c may be nil.
-func applyRows(ctx context.Context, tx *sql.Tx, rows []row, c *rowCache) (*batch, error) {
-	st := &stmts{tx: tx}
+func applyRows(ctx context.Context, tx *sql.Tx, rows []row, c *rowCache, prep *stmtCache) (*batch, error) {
+	st := &stmts{tx: tx, cache: prep}
 	defer st.close()
 
 	b := &batch{}
@@ -145,9 +145,13 @@ func applyRows(ctx context.Context, tx *sql.Tx, rows []row, c *rowCache) (*batch
 		cnt.add(d.row.state, 1)
 	}
 	for no, cnt := range deltas {
-		if _, err := tx.ExecContext(ctx, `UPDATE runs SET n_pending = n_pending + ?, n_running = n_running + ?,
+		s, err := st.stmt(ctx, `UPDATE runs SET n_pending = n_pending + ?, n_running = n_running + ?,
 			n_succeeded = n_succeeded + ?, n_failed = n_failed + ?, n_timed_out = n_timed_out + ?, n_skipped = n_skipped + ?
-			WHERE run_no = ?`, cnt.Pending, cnt.Running, cnt.Succeeded, cnt.Failed, cnt.TimedOut, cnt.Skipped, no); err != nil {
+			WHERE run_no = ?`)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := s.ExecContext(ctx, cnt.Pending, cnt.Running, cnt.Succeeded, cnt.Failed, cnt.TimedOut, cnt.Skipped, no); err != nil {
 			return nil, err
 		}
 	}
@@ -229,11 +233,49 @@ func (c *rowCache) getDev(k devKey) (devRow, bool) {
 // parameters.
 const rowsPerStatement = 64
 
-// stmts runs the batch's statements, preparing each shape once per
-// transaction.
+// stmtShapes are the row counts multi-row statements are made of: a batch
+// of n rows runs as a few statements of these sizes, so that the writer
+// prepares a handful of statement shapes once instead of parsing a new
+// one for every batch size.
+var stmtShapes = [...]int{rowsPerStatement, 16, 4, 1}
+
+// stmtCache keeps statements prepared on the writer's connection across
+// transactions. A statement run on the connection takes part in whatever
+// transaction is open on it, so the batches reuse them as they are.
+type stmtCache struct {
+	conn *sql.Conn
+	m    map[string]*sql.Stmt
+}
+
+func newStmtCache(conn *sql.Conn) *stmtCache {
+	return &stmtCache{conn: conn, m: make(map[string]*sql.Stmt)}
+}
+
+func (c *stmtCache) get(ctx context.Context, q string) (*sql.Stmt, error) {
+	if s, ok := c.m[q]; ok {
+		return s, nil
+	}
+	s, err := c.conn.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	c.m[q] = s
+	return s, nil
+}
+
+func (c *stmtCache) close() {
+	for q, s := range c.m {
+		s.Close()
+		delete(c.m, q)
+	}
+}
+
+// stmts runs the batch's statements: from the writer's cache, or prepared
+// for this transaction alone when there is none.
 type stmts struct {
-	tx   *sql.Tx
-	prep map[string]*sql.Stmt
+	tx    *sql.Tx
+	cache *stmtCache
+	prep  map[string]*sql.Stmt
 }
 
 func (st *stmts) close() {
@@ -243,6 +285,9 @@ func (st *stmts) close() {
 }
 
 func (st *stmts) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st.cache != nil {
+		return st.cache.get(ctx, q)
+	}
 	if s, ok := st.prep[q]; ok {
 		return s, nil
 	}
@@ -265,14 +310,35 @@ func values(n, cols int) string {
 
 func inList(n int) string { return "(" + strings.TrimSuffix(strings.Repeat("?,", n), ",") + ")" }
 
-// chunks calls fn for consecutive slices of at most rowsPerStatement of n items.
+// chunks calls fn for consecutive slices of n items, each of one of the
+// stmtShapes sizes.
 func chunks(n int, fn func(lo, hi int) error) error {
-	for lo := 0; lo < n; lo += rowsPerStatement {
-		if err := fn(lo, min(n, lo+rowsPerStatement)); err != nil {
-			return err
+	lo := 0
+	for _, size := range stmtShapes {
+		for n-lo >= size {
+			if err := fn(lo, lo+size); err != nil {
+				return err
+			}
+			lo += size
 		}
 	}
 	return nil
+}
+
+// padIn pads the values of an IN list to the next stmtShapes size by
+// repeating the last one, which changes nothing in what the list matches.
+func padIn(vals []any) []any {
+	n := len(vals)
+	size := rowsPerStatement
+	for _, s := range stmtShapes {
+		if s >= n {
+			size = s
+		}
+	}
+	for len(vals) < size {
+		vals = append(vals, vals[n-1])
+	}
+	return vals
 }
 
 func (st *stmts) loadExecs(ctx context.Context, runNo int64, keys []execKey, into map[execKey]*execRow) error {
@@ -286,6 +352,7 @@ func (st *stmts) loadExecs(ctx context.Context, runNo int64, keys []execKey, int
 				devices = append(devices, k.device)
 			}
 		}
+		devices = append(devices[:1], padIn(devices[1:])...)
 		s, err := st.stmt(ctx, `SELECT device_id, step, step_index, state, attempt, method_status, response, progress,
 			progress_ms, error, started_ms, invoked_ms, ended_ms, updated_ms
 			FROM executions WHERE run_no = ? AND device_id IN `+inList(len(devices)-1))
@@ -324,8 +391,9 @@ func (st *stmts) loadDevs(ctx context.Context, runNo int64, keys []devKey, into 
 		for _, k := range keys[lo:hi] {
 			args = append(args, k.device)
 		}
+		args = append(args[:1], padIn(args[1:])...)
 		s, err := st.stmt(ctx, `SELECT device_id, state, skip_reason, step, step_index, attempt, error,
-			started_ms, ended_ms FROM run_devices WHERE run_no = ? AND device_id IN `+inList(hi-lo))
+			started_ms, ended_ms FROM run_devices WHERE run_no = ? AND device_id IN `+inList(len(args)-1))
 		if err != nil {
 			return err
 		}

@@ -40,6 +40,7 @@ type writer struct {
 
 	retained []*request // async requests from a failed batch; writer goroutine only
 	cache    rowCache   // writer goroutine only
+	prep     *stmtCache // writer goroutine only
 
 	exited   chan struct{}
 	closeErr error
@@ -54,6 +55,7 @@ func newWriter(s *Store, conn *sql.Conn) *writer {
 		reqs:     make(chan *request, s.opts.QueueSize),
 		exited:   make(chan struct{}),
 		cache:    newRowCache(),
+		prep:     newStmtCache(conn),
 	}
 }
 
@@ -182,6 +184,7 @@ func (w *writer) close() error {
 	}
 	w.sendMu.Unlock()
 	<-w.exited
+	w.prep.close()
 	if cerr := w.conn.Close(); cerr != nil && w.closeErr == nil {
 		w.closeErr = cerr
 	}
@@ -331,7 +334,7 @@ func (w *writer) commitEvents(reqs []*request) error {
 			rows = append(rows, r.rows...)
 		}
 		var err error
-		b, err = applyRows(ctx, tx, rows, &w.cache)
+		b, err = applyRows(ctx, tx, rows, &w.cache, w.prep)
 		return err
 	})
 	if err == nil {
@@ -371,7 +374,7 @@ func (w *writer) commitIsolated(reqs []*request) error {
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT req"); err != nil {
 				return err
 			}
-			_, err := applyRows(ctx, tx, r.rows, nil)
+			_, err := applyRows(ctx, tx, r.rows, nil, w.prep)
 			if err != nil && !isConstraint(err) {
 				return err
 			}
