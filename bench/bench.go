@@ -37,10 +37,10 @@ type Config struct {
 	// Sizes are the fleet sizes to measure, in order; each gets a fresh hub
 	// and fleet. Required.
 	Sizes []int
-	// Workflow is what each device execution does: WorkflowFirmware (one
-	// firmwareUpdate step), WorkflowReboot (one rebootDevice step) or
-	// WorkflowTwoStep (firmwareUpdate, then rebootDevice). Default
-	// WorkflowTwoStep.
+	// Workflow is the job's steps: WorkflowFirmware (one firmwareUpdate
+	// step), WorkflowReboot (one rebootDevice step) or WorkflowTwoStep
+	// (firmwareUpdate, then rebootDevice). Each step a device goes through
+	// is one device execution. Default WorkflowTwoStep.
 	Workflow string
 	// Stage is how long each stage of a simulated device takes (firmware
 	// download, firmware apply, reboot). Default DefaultStage.
@@ -48,8 +48,8 @@ type Config struct {
 	// Concurrency is the job's rollout concurrency, and the number of
 	// callers measuring the limit. Default DefaultConcurrency.
 	Concurrency int
-	// Rate is the job's rollout rate, in new invocations per second. Zero
-	// chooses it: with a tier whose quotas bind first on what the devices
+	// Rate is the job's rollout rate, in new method invocations (device
+	// executions started, retries included) per second. Zero chooses it: with a tier whose quotas bind first on what the devices
 	// do (their reported patches and twin reads, which the runner cannot
 	// see), just below what those quotas allow; otherwise none. Negative
 	// means none; positive is used as given.
@@ -184,18 +184,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	quota := allowedRate(cfg.Tier, cfg.Units, wf)
 	rate := jobRate(cfg.Rate, quota)
 	rep := &Report{
-		Machine:             machine(),
-		Command:             cfg.Command,
-		Workflow:            wf.name,
-		StageMS:             ms(cfg.Stage),
-		Concurrency:         cfg.Concurrency,
-		Tier:                strings.ToUpper(cfg.Tier),
-		Units:               cfg.Units,
-		MethodsPerExecution: wf.methods(),
-		RolloutRate:         rate,
-		BaselineSample:      cfg.Sample,
-		BaselinePollMS:      ms(cfg.Poll),
-		Started:             time.Now().UTC().Truncate(time.Second),
+		Machine:        machine(),
+		Command:        cfg.Command,
+		Workflow:       wf.name,
+		StageMS:        ms(cfg.Stage),
+		Concurrency:    cfg.Concurrency,
+		Tier:           strings.ToUpper(cfg.Tier),
+		Units:          cfg.Units,
+		StepsPerDevice: len(wf.steps),
+		RolloutRate:    rate,
+		BaselineSample: cfg.Sample,
+		BaselinePollMS: ms(cfg.Poll),
+		Started:        time.Now().UTC().Truncate(time.Second),
 	}
 	if cfg.Tier == "" {
 		rep.Units = 0
@@ -275,11 +275,7 @@ func runSize(ctx context.Context, cfg *Config, wf workflow, quota *Quota, rate f
 			probe.Close()
 			return Result{}, err
 		}
-		res.Limit = Limit{
-			Source: "measured", RoundTripsPerSecond: lim.perSecond(), Workers: cfg.Concurrency,
-			Seconds: secs(lim.elapsed), Errors: lim.errors,
-			ExecutionsPerSecond: lim.perSecond() / float64(wf.methods()),
-		}
+		res.Limit = measuredLimit(lim, cfg.Concurrency)
 		log.Info("limit measured", "round_trips_per_s", round(lim.perSecond(), 1))
 	} else {
 		res.Limit = Limit{Source: "quota", ExecutionsPerSecond: quota.AllowedExecutionsPerSecond}
@@ -289,12 +285,7 @@ func runSize(ctx context.Context, cfg *Config, wf workflow, quota *Quota, rate f
 	if err != nil {
 		return Result{}, err
 	}
-	res.Baseline = Baseline{
-		Devices: base.devices, PollMS: ms(cfg.Poll),
-		SecondsPerDevice:    secs(base.total) / float64(base.devices),
-		ExecutionsPerSecond: base.perSecond(),
-		FleetSeconds:        secs(base.total) / float64(base.devices) * float64(n),
-	}
+	res.Baseline = baselineFigures(base, cfg.Poll, n)
 	log.Info("baseline measured", "seconds_per_device", round(res.Baseline.SecondsPerDevice, 3))
 
 	if err := runJob(ctx, cfg, wf, n, dir, side, quota, rate, &res); err != nil {
@@ -318,10 +309,7 @@ func runSize(ctx context.Context, cfg *Config, wf workflow, quota *Quota, rate f
 		if wl.failed > 0 {
 			log.Warn("workflow limit: devices not carried through", "failed", wl.failed, "first_error", wl.firstErr)
 		}
-		res.WorkflowLimit = &WorkflowLimit{
-			Workers: cfg.Concurrency, Executions: wl.executions, Seconds: secs(wl.elapsed),
-			ExecutionsPerSecond: perSecond(wl.executions, wl.elapsed),
-		}
+		res.WorkflowLimit = workflowLimitFigures(wl, cfg.Concurrency)
 		res.RunnerToWorkflowLimit = ratio(res.ExecutionsPerSecond, res.WorkflowLimit.ExecutionsPerSecond)
 		log.Info("workflow limit measured", "executions_per_s", round(res.WorkflowLimit.ExecutionsPerSecond, 1))
 	}
@@ -387,10 +375,12 @@ func runJob(ctx context.Context, cfg *Config, wf workflow, n int, dir string, si
 	c := run.Counts
 	log.Info("run finished", "state", run.State, "succeeded", c.Succeeded, "wall", wall.Round(time.Millisecond))
 	res.RunID, res.RunState = run.RunID, string(run.State)
-	res.Succeeded, res.Failed, res.TimedOut = c.Succeeded, c.Failed, c.TimedOut
-	res.Executions = c.Succeeded + c.Failed + c.TimedOut
-	res.WallSeconds = secs(wall)
-	res.ExecutionsPerSecond = perSecond(res.Executions, wall)
+	xs, err := store.Executions(ctx, run.RunID)
+	if err != nil {
+		log.Warn("read the run's executions; counting every step of each finished device", "err", err)
+		xs = nil
+	}
+	tally(res, c, xs, len(wf.steps), wall)
 	res.RunnerToLimit = ratio(res.ExecutionsPerSecond, res.Limit.ExecutionsPerSecond)
 	res.HubflowToBaseline = ratio(res.ExecutionsPerSecond, res.Baseline.ExecutionsPerSecond)
 	res.CPUSeconds = secs(cpu)
@@ -420,9 +410,6 @@ func runJob(ctx context.Context, cfg *Config, wf workflow, n int, dir string, si
 			Queries:     hubAfter.Queries - hubBefore.Queries,
 			Throttled:   hubAfter.Throttled - hubBefore.Throttled,
 		}
-	}
-	if xs, err := store.Executions(ctx, run.RunID); err == nil {
-		res.MeanExecutionSeconds = meanDeviceTime(xs)
 	}
 	if quota != nil {
 		q := *quota
@@ -489,12 +476,14 @@ func cpuScope(topology string, side hubSide) string {
 	return "this process: runner and SQLite store (the hub runs elsewhere; the fleet in a child process)"
 }
 
-// allowedRate is the tier's allowance turned into device executions per
-// second, or nil without a tier. Besides the runner's method calls, the
-// devices' own reported patches and twin reads count against the hub's
-// twin quotas, and the runner must read each device's twin at least once.
-// When a quota the runner cannot see binds first, JobRate is the rate that
-// keeps within it, with the same headroom the runner's budget keeps.
+// allowedRate is the tier's allowance turned into device executions (one
+// device through one step) per second, or nil without a tier. Besides the
+// runner's method calls, the devices' own reported patches and twin reads
+// count against the hub's twin quotas, and the runner must read each
+// device's twin at least once. When a quota the runner cannot see binds
+// first, JobRate is the rate that keeps within it, with the same headroom
+// the runner's budget keeps: the job's rate counts method invocations,
+// each of which starts an execution, so it is in the same unit.
 func allowedRate(tier string, units int, wf workflow) *Quota {
 	if tier == "" {
 		return nil
@@ -507,11 +496,14 @@ func allowedRate(tier string, units int, wf workflow) *Quota {
 		name string
 		rate float64
 	}
-	bounds := []bound{{"direct methods", float64(q[runner.OpMethod]) / float64(wf.methods())}}
+	// The costs are a device's through the whole workflow; a device
+	// makes one execution per step.
+	steps := float64(len(wf.steps))
+	bounds := []bound{{"direct methods", float64(q[runner.OpMethod]) * steps / float64(wf.methods())}}
 	if p := wf.devicePatches(); p > 0 {
-		bounds = append(bounds, bound{"twin updates (the devices' reported patches)", float64(q[runner.OpTwinUpdate]) / float64(p)})
+		bounds = append(bounds, bound{"twin updates (the devices' reported patches)", float64(q[runner.OpTwinUpdate]) * steps / float64(p)})
 	}
-	bounds = append(bounds, bound{"twin reads (the devices' and the runner's)", float64(q[runner.OpTwinRead]) / float64(wf.deviceReads()+1)})
+	bounds = append(bounds, bound{"twin reads (the devices' and the runner's)", float64(q[runner.OpTwinRead]) * steps / float64(wf.deviceReads()+1)})
 	b := slices.MinFunc(bounds, func(x, y bound) int {
 		switch {
 		case x.rate < y.rate:
@@ -525,6 +517,7 @@ func allowedRate(tier string, units int, wf workflow) *Quota {
 		Tier: strings.ToUpper(tier), Units: units,
 		MethodRate:                 float64(q[runner.OpMethod]),
 		AllowedExecutionsPerSecond: b.rate,
+		AllowedDevicesPerSecond:    b.rate / steps,
 		BoundBy:                    b.name,
 	}
 	if b.name != bounds[0].name {
@@ -552,6 +545,90 @@ func jobRate(want float64, quota *Quota) float64 {
 // jobRateHeadroom keeps the job's rate below a device-side quota, as the
 // runner's budget keeps below the quotas it meters.
 const jobRateHeadroom = 0.95
+
+// measuredLimit is the limit's figures from its measurement. Each device
+// execution is one method call, so the round trips per second are the
+// executions per second as they are.
+func measuredLimit(lim limitResult, workers int) Limit {
+	return Limit{
+		Source: "measured", RoundTripsPerSecond: lim.perSecond(), Workers: workers,
+		Seconds: secs(lim.elapsed), Errors: lim.errors,
+		ExecutionsPerSecond: lim.perSecond(),
+	}
+}
+
+// baselineFigures is the baseline's figures from its run on the sample,
+// extrapolated to a fleet of n.
+func baselineFigures(base baselineResult, poll time.Duration, n int) Baseline {
+	b := Baseline{
+		Devices: base.devices, PollMS: ms(poll),
+		ExecutionsPerSecond: perSecond(base.executions, base.total),
+		DevicesPerSecond:    perSecond(base.devices, base.total),
+	}
+	if base.devices > 0 {
+		b.SecondsPerDevice = secs(base.total) / float64(base.devices)
+		b.FleetSeconds = b.SecondsPerDevice * float64(n)
+	}
+	return b
+}
+
+func workflowLimitFigures(wl workflowLimitResult, workers int) *WorkflowLimit {
+	return &WorkflowLimit{
+		Workers: workers, Devices: wl.devices, Executions: wl.executions, Seconds: secs(wl.elapsed),
+		ExecutionsPerSecond: perSecond(wl.executions, wl.elapsed),
+		DevicesPerSecond:    perSecond(wl.devices, wl.elapsed),
+	}
+}
+
+// tally fills in the run's counts and rates from its devices' counts and
+// its history's executions (nil when they could not be read). The counts
+// are the devices' states; the executions are the history's rows, one per
+// device and step, of which a device that failed a step has none that
+// ended for the steps after it. Without the history, every step of each
+// finished device is counted.
+func tally(res *Result, c state.Counts, xs []state.Execution, steps int, wall time.Duration) {
+	res.Succeeded, res.Failed, res.TimedOut = c.Succeeded, c.Failed, c.TimedOut
+	finished := c.Succeeded + c.Failed + c.TimedOut
+	res.Executions = finished * steps
+	if xs != nil {
+		res.Executions = finishedExecutions(xs)
+		res.MeanExecutionSeconds = meanExecutionTime(xs)
+		res.MeanDeviceSeconds = meanDeviceTime(xs)
+	}
+	res.WallSeconds = secs(wall)
+	res.ExecutionsPerSecond = perSecond(res.Executions, wall)
+	res.DevicesPerSecond = perSecond(finished, wall)
+}
+
+// finishedExecutions is the number of executions that ended succeeded,
+// failed or timed out: skipped ones never invoked anything.
+func finishedExecutions(xs []state.Execution) int {
+	n := 0
+	for _, x := range xs {
+		switch x.State {
+		case state.ExecSucceeded, state.ExecFailed, state.ExecTimedOut:
+			n++
+		}
+	}
+	return n
+}
+
+// meanExecutionTime is the mean time from an execution's first invocation
+// to its end, over the executions that ended.
+func meanExecutionTime(xs []state.Execution) float64 {
+	var total time.Duration
+	n := 0
+	for _, x := range xs {
+		if d := x.Duration(); d > 0 {
+			total += d
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return secs(total) / float64(n)
+}
 
 // meanDeviceTime is the mean time from a device's first invocation to the
 // end of its last step.

@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"math"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hubflow/hubflow/internal/hubadapter"
+	"github.com/hubflow/hubflow/state"
 )
 
 // TestRun_Quota measures a small fleet with S1 quotas on: the hub restarts
@@ -40,8 +42,12 @@ func TestRun_Quota(t *testing.T) {
 	if q == nil {
 		t.Fatal("got no quota figures")
 	}
-	if q.AllowedExecutionsPerSecond != 12.5 || q.JobRate != 11.875 || q.MethodRate != 40 {
-		t.Errorf("got allowed %v/s, job rate %v/s, method rate %v/s; want 12.5, 11.875 and 40", q.AllowedExecutionsPerSecond, q.JobRate, q.MethodRate)
+	if q.AllowedExecutionsPerSecond != 12.5 || q.AllowedDevicesPerSecond != 12.5 || q.JobRate != 11.875 || q.MethodRate != 40 {
+		t.Errorf("got allowed %v exec/s = %v devices/s, job rate %v/s, method rate %v/s; want 12.5, 12.5, 11.875 and 40",
+			q.AllowedExecutionsPerSecond, q.AllowedDevicesPerSecond, q.JobRate, q.MethodRate)
+	}
+	if x.Executions != 12 {
+		t.Errorf("got %d executions, want 12 (one step)", x.Executions)
 	}
 	if x.Limit.Source != "quota" || x.Limit.ExecutionsPerSecond != 12.5 || x.WorkflowLimit != nil {
 		t.Errorf("got limit %+v and workflow limit %+v, want the quota's 12.5/s and none measured", x.Limit, x.WorkflowLimit)
@@ -75,19 +81,21 @@ func TestRun_Smoke(t *testing.T) {
 		t.Fatalf("got %d results, want 1", len(rep.Results))
 	}
 	x := rep.Results[0]
-	if x.Devices != 20 || x.Succeeded != 20 || x.Executions != 20 || x.RunState != "succeeded" {
-		t.Errorf("got %d devices, %d succeeded of %d executions, run %s; want 20 succeeded", x.Devices, x.Succeeded, x.Executions, x.RunState)
+	if x.Devices != 20 || x.Succeeded != 20 || x.Executions != 40 || x.RunState != "succeeded" {
+		t.Errorf("got %d devices, %d succeeded, %d executions, run %s; want 20 succeeded and 40 executions (two steps each)",
+			x.Devices, x.Succeeded, x.Executions, x.RunState)
 	}
 	if x.Topology != TopologyInProcess {
 		t.Errorf("got topology %q, want %q", x.Topology, TopologyInProcess)
 	}
-	if rep.MethodsPerExecution != 2 {
-		t.Errorf("got %d method calls per execution, want 2 for two-step", rep.MethodsPerExecution)
+	if rep.StepsPerDevice != 2 {
+		t.Errorf("got %d steps per device, want 2 for two-step", rep.StepsPerDevice)
 	}
 	for name, v := range map[string]float64{
-		"executions/s": x.ExecutionsPerSecond, "limit": x.Limit.ExecutionsPerSecond,
+		"executions/s": x.ExecutionsPerSecond, "devices/s": x.DevicesPerSecond, "limit": x.Limit.ExecutionsPerSecond,
 		"limit round trips/s": x.Limit.RoundTripsPerSecond, "baseline": x.Baseline.ExecutionsPerSecond,
-		"wall": x.WallSeconds, "mean execution": x.MeanExecutionSeconds, "db bytes/exec": x.DBBytesPerExecution,
+		"wall": x.WallSeconds, "mean execution": x.MeanExecutionSeconds, "mean device": x.MeanDeviceSeconds,
+		"db bytes/exec": x.DBBytesPerExecution,
 	} {
 		if !(v > 0) {
 			t.Errorf("%s: got %v, want > 0", name, v)
@@ -97,8 +105,21 @@ func TestRun_Smoke(t *testing.T) {
 		t.Errorf("limit %.1f exec/s is below the runner's %.1f exec/s; the limit should bound the runner",
 			x.Limit.ExecutionsPerSecond, x.ExecutionsPerSecond)
 	}
-	if got, want := x.Limit.ExecutionsPerSecond, x.Limit.RoundTripsPerSecond/2; got != want {
-		t.Errorf("limit: got %v exec/s, want round trips / 2 = %v", got, want)
+	if got, want := x.Limit.ExecutionsPerSecond, x.Limit.RoundTripsPerSecond; got != want {
+		t.Errorf("limit: got %v exec/s, want the round trips/s, %v", got, want)
+	}
+	if got, want := x.ExecutionsPerSecond, 2*x.DevicesPerSecond; math.Abs(got-want) > 1e-9*want {
+		t.Errorf("got %v exec/s, want twice the %v devices/s", got, x.DevicesPerSecond)
+	}
+	if got, want := x.Baseline.ExecutionsPerSecond, 2*x.Baseline.DevicesPerSecond; math.Abs(got-want) > 1e-9*want {
+		t.Errorf("baseline: got %v exec/s, want twice the %v devices/s", got, x.Baseline.DevicesPerSecond)
+	}
+	if w := x.WorkflowLimit; w == nil || w.Devices != 20 || w.Executions != 40 {
+		t.Errorf("workflow limit: got %+v, want 20 devices and 40 executions", w)
+	}
+	// A device's span covers each of its executions.
+	if x.MeanDeviceSeconds < x.MeanExecutionSeconds {
+		t.Errorf("mean device %v s is below the mean execution %v s", x.MeanDeviceSeconds, x.MeanExecutionSeconds)
 	}
 	if x.RunnerCalls.Methods < 40 {
 		t.Errorf("runner made %d method calls, want at least 2 per device", x.RunnerCalls.Methods)
@@ -125,7 +146,7 @@ func TestRun_Smoke(t *testing.T) {
 	if err := WriteTable(&tb, rep); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(tb.String(), "runner/limit") {
+	if !strings.Contains(tb.String(), "runner/limit") || !strings.Contains(tb.String(), "devices/s") {
 		t.Errorf("table lacks its header:\n%s", tb.String())
 	}
 }
@@ -153,4 +174,104 @@ func TestRun_BadConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFigures_TwoStep checks the unit of every rate for a two-step
+// workflow: a device execution is one device through one step, so the run
+// counts two per device, and the limit's round trips (one method call per
+// execution) are its executions per second.
+func TestFigures_TwoStep(t *testing.T) {
+	wf, err := lookupWorkflow(WorkflowTwoStep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := len(wf.steps)
+	t0 := time.Date(2026, 11, 22, 18, 0, 0, 0, time.UTC)
+	exec := func(id string, step int, st state.ExecState, from, to time.Duration) state.Execution {
+		x := state.Execution{DeviceID: id, StepIndex: step, State: st}
+		if st != state.ExecSkipped {
+			x.StartedAt, x.EndedAt = t0.Add(from), t0.Add(to)
+		}
+		return x
+	}
+
+	t.Run("run", func(t *testing.T) {
+		for _, tc := range []struct {
+			name                      string
+			counts                    state.Counts
+			xs                        []state.Execution
+			executions                int
+			execPerS, devPerS         float64
+			meanExecution, meanDevice float64
+		}{
+			{
+				name:   "all succeed",
+				counts: state.Counts{Succeeded: 3},
+				xs: []state.Execution{
+					exec("d1", 0, state.ExecSucceeded, 0, time.Second), exec("d1", 1, state.ExecSucceeded, time.Second, 2*time.Second),
+					exec("d2", 0, state.ExecSucceeded, 0, time.Second), exec("d2", 1, state.ExecSucceeded, time.Second, 2*time.Second),
+					exec("d3", 0, state.ExecSucceeded, 0, time.Second), exec("d3", 1, state.ExecSucceeded, time.Second, 2*time.Second),
+				},
+				executions: 3 * steps, execPerS: 3, devPerS: 1.5, meanExecution: 1, meanDevice: 2,
+			},
+			{
+				// d2 fails its first step: its second never runs.
+				name:   "one fails the first step",
+				counts: state.Counts{Succeeded: 1, Failed: 1},
+				xs: []state.Execution{
+					exec("d1", 0, state.ExecSucceeded, 0, time.Second), exec("d1", 1, state.ExecSucceeded, time.Second, 3*time.Second),
+					exec("d2", 0, state.ExecFailed, 0, time.Second), exec("d2", 1, state.ExecSkipped, 0, 0),
+				},
+				executions: 3, execPerS: 1.5, devPerS: 1, meanExecution: 4.0 / 3, meanDevice: 2,
+			},
+			{
+				name:       "history unreadable",
+				counts:     state.Counts{Succeeded: 3},
+				executions: 3 * steps, execPerS: 3, devPerS: 1.5,
+			},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				var res Result
+				tally(&res, tc.counts, tc.xs, steps, 2*time.Second)
+				if res.Executions != tc.executions {
+					t.Errorf("got %d executions, want %d", res.Executions, tc.executions)
+				}
+				for _, f := range []struct {
+					name      string
+					got, want float64
+				}{
+					{"exec/s", res.ExecutionsPerSecond, tc.execPerS},
+					{"devices/s", res.DevicesPerSecond, tc.devPerS},
+					{"mean execution", res.MeanExecutionSeconds, tc.meanExecution},
+					{"mean device", res.MeanDeviceSeconds, tc.meanDevice},
+				} {
+					if math.Abs(f.got-f.want) > 1e-9 {
+						t.Errorf("%s: got %v, want %v", f.name, f.got, f.want)
+					}
+				}
+			})
+		}
+	})
+
+	t.Run("limit", func(t *testing.T) {
+		lim := measuredLimit(limitResult{roundTrips: 6000, elapsed: 3 * time.Second}, 512)
+		if lim.RoundTripsPerSecond != 2000 || lim.ExecutionsPerSecond != lim.RoundTripsPerSecond {
+			t.Errorf("got %v round trips/s and %v exec/s, want 2000 both", lim.RoundTripsPerSecond, lim.ExecutionsPerSecond)
+		}
+	})
+
+	t.Run("workflow limit", func(t *testing.T) {
+		// 99 devices carried through, one failed after its first step.
+		w := workflowLimitFigures(workflowLimitResult{devices: 99, executions: 99*steps + 1, failed: 1, elapsed: 2 * time.Second}, 512)
+		if w.Devices != 99 || w.Executions != 199 || w.ExecutionsPerSecond != 99.5 || w.DevicesPerSecond != 49.5 {
+			t.Errorf("got %+v, want 99 devices, 199 executions, 99.5 exec/s and 49.5 devices/s", w)
+		}
+	})
+
+	t.Run("baseline", func(t *testing.T) {
+		b := baselineFigures(baselineResult{devices: 5, executions: 5 * steps, total: 5 * time.Second}, 100*time.Millisecond, 1000)
+		if b.ExecutionsPerSecond != 2 || b.DevicesPerSecond != 1 || b.SecondsPerDevice != 1 || b.FleetSeconds != 1000 {
+			t.Errorf("got %+v, want 2 exec/s, 1 device/s, 1 s per device and 1000 s for the fleet", b)
+		}
+	})
 }

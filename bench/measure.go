@@ -86,8 +86,10 @@ func measureLimit(ctx context.Context, c *service.Client, ids []string, workers 
 }
 
 // workflowLimitResult is the pace of the job's workflow with a back end
-// that costs nothing.
+// that costs nothing: devices carried through every step, and executions
+// (steps a device was carried through, those of failed devices included).
 type workflowLimitResult struct {
+	devices    int
 	executions int
 	failed     int
 	firstErr   error
@@ -110,7 +112,7 @@ func measureWorkflowLimit(ctx context.Context, c *service.Client, watch *reportW
 	warmUp(ctx, c, ids, workers)
 	watch.active.Store(true)
 	defer watch.active.Store(false)
-	var next, done, failed atomic.Int64
+	var next, done, steps, failed atomic.Int64
 	var firstErr error
 	var errOnce sync.Once
 	start := time.Now()
@@ -122,7 +124,9 @@ func measureWorkflowLimit(ctx context.Context, c *service.Client, watch *reportW
 				if i >= len(ids) {
 					return
 				}
-				if err := driveDevice(ctx, c, watch, ids[i], calls); err != nil {
+				n, err := driveDevice(ctx, c, watch, ids[i], calls)
+				steps.Add(int64(n))
+				if err != nil {
 					failed.Add(1)
 					errOnce.Do(func() { firstErr = err })
 					continue
@@ -132,7 +136,7 @@ func measureWorkflowLimit(ctx context.Context, c *service.Client, watch *reportW
 		})
 	}
 	wg.Wait()
-	res := workflowLimitResult{executions: int(done.Load()), failed: int(failed.Load()), firstErr: firstErr, elapsed: time.Since(start)}
+	res := workflowLimitResult{devices: int(done.Load()), executions: int(steps.Load()), failed: int(failed.Load()), firstErr: firstErr, elapsed: time.Since(start)}
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
@@ -142,8 +146,10 @@ func measureWorkflowLimit(ctx context.Context, c *service.Client, watch *reportW
 	return res, nil
 }
 
-func driveDevice(ctx context.Context, c *service.Client, watch *reportWatch, id string, calls []driverCall) error {
-	for _, call := range calls {
+// driveDevice carries one device through calls and returns how many of
+// them the device finished.
+func driveDevice(ctx context.Context, c *service.Client, watch *reportWatch, id string, calls []driverCall) (int, error) {
+	for i, call := range calls {
 		reported := watch.expect(id, call.done)
 		resp, err := c.InvokeMethod(ctx, id, service.MethodCall{Name: call.method, Payload: call.payload, ResponseTimeout: 30 * time.Second})
 		if err == nil && resp.Status != 200 {
@@ -151,7 +157,7 @@ func driveDevice(ctx context.Context, c *service.Client, watch *reportWatch, id 
 		}
 		if err != nil {
 			watch.forget(id)
-			return err
+			return i, err
 		}
 		t := time.NewTimer(driverTimeout)
 		select {
@@ -159,28 +165,21 @@ func driveDevice(ctx context.Context, c *service.Client, watch *reportWatch, id 
 			t.Stop()
 		case <-t.C:
 			watch.forget(id)
-			return fmt.Errorf("device %s: %s not done after %s", id, call.method, driverTimeout)
+			return i, fmt.Errorf("device %s: %s not done after %s", id, call.method, driverTimeout)
 		case <-ctx.Done():
 			t.Stop()
 			watch.forget(id)
-			return ctx.Err()
+			return i, ctx.Err()
 		}
 	}
-	return nil
+	return len(calls), nil
 }
 
 // baselineResult is the tutorial back-end app's pace on a sample.
 type baselineResult struct {
-	devices int
-	total   time.Duration // all devices, one after the other
-}
-
-// perSecond is device executions per second.
-func (b baselineResult) perSecond() float64 {
-	if b.total <= 0 {
-		return 0
-	}
-	return float64(b.devices) / b.total.Seconds()
+	devices    int
+	executions int           // devices × steps: every step of every device
+	total      time.Duration // all devices, one after the other
 }
 
 // baselineTimeout bounds one device's wait in the baseline.
@@ -198,7 +197,7 @@ func measureBaseline(ctx context.Context, hub *service.Client, ids []string, cal
 			}
 		}
 	}
-	return baselineResult{devices: len(ids), total: time.Since(start)}, nil
+	return baselineResult{devices: len(ids), executions: len(ids) * len(calls), total: time.Since(start)}, nil
 }
 
 func tutorialStep(ctx context.Context, hub *service.Client, id string, call baselineCall, poll time.Duration) error {

@@ -19,15 +19,15 @@ type Report struct {
 	// StageMS is the duration of each simulated device stage.
 	StageMS     float64 `json:"stage_ms"`
 	Concurrency int     `json:"concurrency"`
-	// RolloutRate is the job's rollout rate, new invocations per second;
+	// RolloutRate is the job's rollout rate: new method invocations per
+	// second, each of which starts a device execution (retries count too);
 	// 0 means none.
 	RolloutRate float64 `json:"rollout_rate_per_s,omitempty"`
 	Tier        string  `json:"tier,omitempty"`
 	Units       int     `json:"units,omitempty"`
-	// MethodsPerExecution is the number of direct-method calls one device
-	// execution needs; the limit in executions per second is the measured
-	// round trips per second divided by it.
-	MethodsPerExecution int `json:"method_calls_per_execution"`
+	// StepsPerDevice is the workflow's steps: the device executions one
+	// device makes, each of them one direct-method call.
+	StepsPerDevice int `json:"steps_per_device"`
 	// BaselineSample and BaselinePollMS describe the baseline: how many
 	// devices it ran on, and how often it read a twin.
 	BaselineSample int       `json:"baseline_sample"`
@@ -45,10 +45,13 @@ type Machine struct {
 	FileLimit uint64 `json:"file_limit,omitempty"`
 }
 
-// Result is one fleet size's figures. A device execution is one device
-// carried through every step of the job; executions per second are the
-// devices that finished divided by the run's wall time (target resolution
-// and history writes included).
+// Result is one fleet size's figures. A device execution is one device's
+// execution of one step of the job, as the run's history records it (one
+// row of its executions table, with its own state, attempts and method
+// status): a two-step workflow makes two per device. Executions per second
+// are the executions that ended divided by the run's wall time (target
+// resolution and history writes included); devices per second count the
+// devices carried through the whole workflow instead.
 type Result struct {
 	Devices  int    `json:"devices"`
 	Topology string `json:"topology"`
@@ -61,18 +64,28 @@ type Result struct {
 	// run: other work on the machine shows in every figure.
 	LoadBefore float64 `json:"load_before"`
 
-	RunID       string  `json:"run_id"`
-	RunState    string  `json:"run_state"`
-	Succeeded   int     `json:"succeeded"`
-	Failed      int     `json:"failed"`
-	TimedOut    int     `json:"timed_out"`
+	RunID     string `json:"run_id"`
+	RunState  string `json:"run_state"`
+	Succeeded int    `json:"succeeded"`
+	Failed    int    `json:"failed"`
+	TimedOut  int    `json:"timed_out"`
+	// Succeeded, Failed and TimedOut count devices (by their last step);
+	// Executions counts the device executions that ended succeeded,
+	// failed or timed out: devices × steps when every device succeeds.
 	Executions  int     `json:"executions"`
 	WallSeconds float64 `json:"wall_s"`
-	// ExecutionsPerSecond is the runner's throughput end to end.
+	// ExecutionsPerSecond is the runner's throughput end to end, in device
+	// executions per second.
 	ExecutionsPerSecond float64 `json:"executions_per_s"`
-	// MeanExecutionSeconds is the mean time from a device's first
-	// invocation to the end of its last step.
+	// DevicesPerSecond is the devices that finished the workflow
+	// (succeeded, failed or timed out) per second:
+	// ExecutionsPerSecond / StepsPerDevice when every device succeeds.
+	DevicesPerSecond float64 `json:"devices_per_s"`
+	// MeanExecutionSeconds is the mean time from an execution's first
+	// invocation to its end; MeanDeviceSeconds the mean time from a
+	// device's first invocation to the end of its last step.
 	MeanExecutionSeconds float64 `json:"mean_execution_s"`
+	MeanDeviceSeconds    float64 `json:"mean_device_s"`
 
 	Limit Limit `json:"limit"`
 	// RunnerToLimit is ExecutionsPerSecond / Limit.ExecutionsPerSecond.
@@ -89,7 +102,8 @@ type Result struct {
 	HubflowToBaseline float64 `json:"hubflow_to_baseline"`
 
 	// CPUSeconds is this process's CPU time (user and system) during the
-	// run; CPUScope says what ran in it.
+	// run; CPUScope says what ran in it. CPUSecondsPer1000 is per 1,000
+	// device executions.
 	CPUSeconds        float64 `json:"cpu_s"`
 	CPUSecondsPer1000 float64 `json:"cpu_s_per_1000_executions"`
 	CPUScope          string  `json:"cpu_scope"`
@@ -108,7 +122,7 @@ type Result struct {
 	HubPeakRSSBytes     int64 `json:"hub_peak_rss_bytes,omitempty"`
 	DevicesPeakRSSBytes int64 `json:"devices_peak_rss_bytes,omitempty"`
 	// DBBytes is the size of the run's SQLite database (it holds this run
-	// only).
+	// only); DBBytesPerExecution is per device execution.
 	DBBytes             int64   `json:"db_bytes"`
 	DBBytesPerExecution float64 `json:"db_bytes_per_execution"`
 
@@ -125,9 +139,9 @@ type Result struct {
 // allow. Without quotas it is measured: Workers callers invoke a method the
 // devices do not implement (answered 404 at once by each device's client)
 // as fast as answers come, through the same hub, devices and connections
-// the runner uses, and the round trips per second are divided by the method
-// calls one execution needs. With quotas it is the tier's allowance (see
-// Quota).
+// the runner uses; each execution is one method call, so the round trips
+// per second are the executions per second. With quotas it is the tier's
+// allowance (see Quota).
 type Limit struct {
 	Source              string  `json:"source"` // "measured" or "quota"
 	RoundTripsPerSecond float64 `json:"round_trips_per_s,omitempty"`
@@ -143,21 +157,28 @@ type Limit struct {
 // device is done from the fleet's own report stream (no twin read, no
 // query, no history), and go on to its next step or the next device. It
 // runs on the whole fleet after the job, with another firmware version.
+// Devices are those carried through every step, Executions the steps
+// carried out (devices × steps when none failed).
 type WorkflowLimit struct {
 	Workers             int     `json:"workers"`
+	Devices             int     `json:"devices"`
 	Executions          int     `json:"executions"`
 	Seconds             float64 `json:"seconds"`
 	ExecutionsPerSecond float64 `json:"executions_per_s"`
+	DevicesPerSecond    float64 `json:"devices_per_s"`
 }
 
 // Baseline is the tutorial back-end app's approach timed on a sample: one
 // device at a time, invoke the method, then read the twin every poll
-// interval until the device reports it is done.
+// interval until the device reports it is done, then the next step, then
+// the next device. ExecutionsPerSecond counts every step of every sample
+// device.
 type Baseline struct {
 	Devices             int     `json:"devices"`
 	PollMS              float64 `json:"poll_ms"`
 	SecondsPerDevice    float64 `json:"seconds_per_device"`
 	ExecutionsPerSecond float64 `json:"executions_per_s"`
+	DevicesPerSecond    float64 `json:"devices_per_s"`
 	// FleetSeconds is the time the baseline would take for the whole
 	// fleet, extrapolated from the sample.
 	FleetSeconds float64 `json:"fleet_s"`
@@ -193,12 +214,15 @@ type Quota struct {
 	// (4 KB units).
 	MethodRate float64 `json:"method_rate_per_s"`
 	// AllowedExecutionsPerSecond is the device executions per second the
-	// tier allows this workflow, BoundBy the quota that sets it.
+	// tier allows this workflow, AllowedDevicesPerSecond the same in
+	// devices through the whole workflow, BoundBy the quota that sets it.
 	AllowedExecutionsPerSecond float64 `json:"allowed_executions_per_s"`
+	AllowedDevicesPerSecond    float64 `json:"allowed_devices_per_s"`
 	BoundBy                    string  `json:"bound_by"`
-	// JobRate is the job's rollout rate: by default one that keeps within
-	// a quota the runner does not meter, when one binds first; 0 when the
-	// runner's budget alone sets the pace.
+	// JobRate is the job's rollout rate, in method invocations (executions
+	// started) per second: by default one that keeps within a quota the
+	// runner does not meter, when one binds first; 0 when the runner's
+	// budget alone sets the pace.
 	JobRate float64 `json:"job_rate_per_s,omitempty"`
 	// MethodsPerSecond is the answered method calls per second the run
 	// achieved; MethodShare that over MethodRate, AllowedShare the run's
@@ -226,7 +250,7 @@ func WriteJSON(w io.Writer, r *Report) error {
 func WriteTable(w io.Writer, r *Report) error {
 	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', tabwriter.AlignRight)
 	quota := r.Tier != ""
-	head := []string{"devices", "wall", "exec/s", "limit exec/s", "runner/limit", "wf limit exec/s", "runner/wf limit",
+	head := []string{"devices", "wall", "exec/s", "devices/s", "limit exec/s", "runner/limit", "wf limit exec/s", "runner/wf limit",
 		"baseline exec/s", "hubflow/baseline", "CPU s/1k exec", "peak RSS", "DB B/exec"}
 	if quota {
 		head = append(head, "allowed share", "method share", "429s")
@@ -237,6 +261,7 @@ func WriteTable(w io.Writer, r *Report) error {
 			fmt.Sprint(x.Devices),
 			fmtSeconds(x.WallSeconds),
 			fmtRate(x.ExecutionsPerSecond),
+			fmtRate(x.DevicesPerSecond),
 			fmtRate(x.Limit.ExecutionsPerSecond),
 			fmt.Sprintf("%.2f", x.RunnerToLimit),
 			"-", "-",
@@ -247,7 +272,7 @@ func WriteTable(w io.Writer, r *Report) error {
 			fmt.Sprintf("%.0f", x.DBBytesPerExecution),
 		}
 		if w := x.WorkflowLimit; w != nil {
-			row[5], row[6] = fmtRate(w.ExecutionsPerSecond), fmt.Sprintf("%.2f", x.RunnerToWorkflowLimit)
+			row[6], row[7] = fmtRate(w.ExecutionsPerSecond), fmt.Sprintf("%.2f", x.RunnerToWorkflowLimit)
 		}
 		if quota {
 			if q := x.Quota; q != nil {
@@ -267,26 +292,26 @@ func WriteTable(w io.Writer, r *Report) error {
 // writeNotes explains the table under it.
 func writeNotes(w io.Writer, r *Report) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nworkflow %s (%d method call(s) per device execution), stages of %s, concurrency %d",
-		r.Workflow, r.MethodsPerExecution, fmtMS(r.StageMS), r.Concurrency)
+	fmt.Fprintf(&b, "\nworkflow %s (%s, each one method call), stages of %s, concurrency %d",
+		r.Workflow, plural(r.StepsPerDevice, "device execution", "device executions")+" per device", fmtMS(r.StageMS), r.Concurrency)
 	if r.RolloutRate > 0 {
-		fmt.Fprintf(&b, ", rollout rate %s/s", fmtRate(r.RolloutRate))
+		fmt.Fprintf(&b, ", rollout rate %s executions started/s", fmtRate(r.RolloutRate))
 	}
 	if r.Tier != "" {
 		fmt.Fprintf(&b, ", hub tier %s × %d", r.Tier, r.Units)
 	}
 	b.WriteString("\n")
 	for _, x := range r.Results {
-		fmt.Fprintf(&b, "%d devices: %s; run %s (%d succeeded, %d failed, %d timed out) in %s after %s of set-up; mean device execution %s; load average before the run %.2f\n",
-			x.Devices, x.TopologyDetail, x.RunState, x.Succeeded, x.Failed, x.TimedOut,
-			fmtSeconds(x.WallSeconds), fmtSeconds(x.SetupSeconds), fmtSeconds(x.MeanExecutionSeconds), x.LoadBefore)
+		fmt.Fprintf(&b, "%d devices: %s; run %s (devices: %d succeeded, %d failed, %d timed out; %d executions) in %s after %s of set-up; mean execution %s, mean device through the workflow %s; load average before the run %.2f\n",
+			x.Devices, x.TopologyDetail, x.RunState, x.Succeeded, x.Failed, x.TimedOut, x.Executions,
+			fmtSeconds(x.WallSeconds), fmtSeconds(x.SetupSeconds), fmtSeconds(x.MeanExecutionSeconds), fmtSeconds(x.MeanDeviceSeconds), x.LoadBefore)
 		if x.Limit.Source == "measured" {
-			fmt.Fprintf(&b, "  limit: %s method round trips/s with %d callers over %s, / %d calls per execution\n",
-				fmtRate(x.Limit.RoundTripsPerSecond), x.Limit.Workers, fmtSeconds(x.Limit.Seconds), r.MethodsPerExecution)
+			fmt.Fprintf(&b, "  limit: %s method round trips/s with %d callers over %s, one per execution\n",
+				fmtRate(x.Limit.RoundTripsPerSecond), x.Limit.Workers, fmtSeconds(x.Limit.Seconds))
 		}
 		if w := x.WorkflowLimit; w != nil {
-			fmt.Fprintf(&b, "  workflow limit: %d devices through the workflow in %s by %d bare callers, completion from the fleet's reports\n",
-				w.Executions, fmtSeconds(w.Seconds), w.Workers)
+			fmt.Fprintf(&b, "  workflow limit: %d devices (%d executions) through the workflow in %s by %d bare callers, completion from the fleet's reports\n",
+				w.Devices, w.Executions, fmtSeconds(w.Seconds), w.Workers)
 		}
 		fmt.Fprintf(&b, "  baseline: %s per device on %d devices (twin read every %s), %s for the fleet\n",
 			fmtSeconds(x.Baseline.SecondsPerDevice), x.Baseline.Devices, fmtMS(x.Baseline.PollMS), fmtSeconds(x.Baseline.FleetSeconds))
@@ -300,10 +325,10 @@ func writeNotes(w io.Writer, r *Report) error {
 		fmt.Fprintf(&b, "  runner calls: %d methods (mean %s), %d twin reads (mean %s), %d query pages (mean %s), %d throttled; database %s\n",
 			c.Methods, fmtMS(c.MethodMS), c.TwinReads, fmtMS(c.TwinReadMS), c.QueryPages, fmtMS(c.QueryPageMS), c.Throttled, fmtBytes(x.DBBytes))
 		if q := x.Quota; q != nil {
-			fmt.Fprintf(&b, "  quota: %s × %d allows %s exec/s (bound by %s); run reached %s of it",
-				q.Tier, q.Units, fmtRate(q.AllowedExecutionsPerSecond), q.BoundBy, pct(q.AllowedShare))
+			fmt.Fprintf(&b, "  quota: %s × %d allows %s exec/s = %s devices/s (bound by %s); run reached %s of it",
+				q.Tier, q.Units, fmtRate(q.AllowedExecutionsPerSecond), fmtRate(q.AllowedDevicesPerSecond), q.BoundBy, pct(q.AllowedShare))
 			if q.JobRate > 0 {
-				fmt.Fprintf(&b, " with the job's rate set to %s/s", fmtRate(q.JobRate))
+				fmt.Fprintf(&b, " with the job's rate set to %s executions started/s", fmtRate(q.JobRate))
 			} else {
 				b.WriteString(" with no job rate (the runner's budget alone)")
 			}
@@ -355,6 +380,14 @@ func fmtBytes(n int64) string {
 		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 	}
 	return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+}
+
+// plural spells n with the noun's singular or plural.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 func pct(f float64) string { return fmt.Sprintf("%.1f%%", f*100) }

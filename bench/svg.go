@@ -39,9 +39,10 @@ func chartSeries() []series {
 	}
 }
 
-// WriteSVG draws device executions per second against fleet size as a bar
-// chart, one group per fleet size: the runner, the limit and the baseline,
-// each bar labelled with its value.
+// WriteSVG draws device executions (one device through one step) per
+// second against fleet size as a bar chart, one group per fleet size: the
+// runner, the limit, the workflow limit and the baseline, each bar
+// labelled with its value.
 func WriteSVG(w io.Writer, r *Report) error {
 	var b bytes.Buffer
 	ss := chartSeries()
@@ -66,7 +67,7 @@ func WriteSVG(w io.Writer, r *Report) error {
 		title += fmt.Sprintf(", %s × %d", r.Tier, r.Units)
 	}
 	text(&b, marginLeft, 24, "start", "15", title)
-	text(&b, marginLeft, 44, "start", "12", "device executions per second, by fleet size")
+	text(&b, marginLeft, 44, "start", "12", "executions per second (one device through one step), by fleet size")
 
 	// Grid lines and the y axis's labels.
 	for v := 0.0; v <= yMax+step/2; v += step {

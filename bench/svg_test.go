@@ -62,7 +62,7 @@ func parseSVG(t testing.TB, b []byte) svgDoc {
 func TestWriteSVG(t *testing.T) {
 	r := sampleReport("")
 	second := r.Results[0]
-	second.Devices, second.ExecutionsPerSecond = 10000, 800
+	second.Devices, second.ExecutionsPerSecond = 10000, 1600
 	r.Results = append(r.Results, second)
 	var b bytes.Buffer
 	if err := WriteSVG(&b, r); err != nil {
@@ -74,14 +74,15 @@ func TestWriteSVG(t *testing.T) {
 		t.Errorf("got %d rects, want %d", got, want)
 	}
 	joined := strings.Join(d.texts, "|")
-	for _, w := range []string{"1000 devices", "10000 devices", "400", "800", "2000", "500", "2.00",
+	for _, w := range []string{"1000 devices", "10000 devices", "800", "1600", "4000", "1000", "4.00",
+		"executions per second (one device through one step), by fleet size",
 		"hubflow runner", "limit (method round trips)", "workflow limit (no back-end cost)", "baseline (tutorial back-end app)",
 		"hubflow bench: two-step, 100ms stages, concurrency 512"} {
 		if !strings.Contains(joined, w) {
 			t.Errorf("chart lacks the text %q; it has %q", w, joined)
 		}
 	}
-	// The tallest bar (the limit, 2000) reaches at most the top of the plot,
+	// The tallest bar (the limit, 4000) reaches at most the top of the plot,
 	// and a bar twice as tall as another is drawn twice as high.
 	heights := map[string]float64{}
 	for _, rc := range d.rects {
@@ -99,7 +100,7 @@ func TestWriteSVG(t *testing.T) {
 	}
 	lo, hi := min(hs[0], hs[1]), max(hs[0], hs[1])
 	if diff := hi/lo - 2; diff > 0.01 || diff < -0.01 {
-		t.Errorf("runner bars of 400 and 800 are %.1f and %.1f high, want a ratio of 2", lo, hi)
+		t.Errorf("runner bars of 800 and 1600 are %.1f and %.1f high, want a ratio of 2", lo, hi)
 	}
 	for _, rc := range d.rects {
 		if y, ok := rc["y"]; ok && atof(t, y) < marginTop-0.5 {

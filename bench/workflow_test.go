@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -81,30 +82,39 @@ func TestAllowedRate(t *testing.T) {
 	for _, tc := range []struct {
 		workflow, tier string
 		units          int
-		allowed        float64
+		allowed        float64 // executions (device steps) per second
+		devices        float64 // devices through the workflow per second
 		boundBy        string
-		jobRate        float64
+		jobRate        float64 // method invocations per second
 	}{
 		// Four reported patches per update against 50 twin updates/s.
-		{WorkflowFirmware, "S1", 1, 12.5, "twin updates", 11.875},
+		{WorkflowFirmware, "S1", 1, 12.5, 12.5, "twin updates", 11.875},
 		// Two device reads and at least one of the runner's per reboot
 		// against 100 twin reads/s bind before the 40 calls/s.
-		{WorkflowReboot, "S1", 1, 100.0 / 3, "twin reads", 31.666},
-		{WorkflowTwoStep, "S1", 1, 10, "twin updates", 9.5},
+		{WorkflowReboot, "S1", 1, 100.0 / 3, 100.0 / 3, "twin reads", 31.666},
+		// Five reported patches per device against 50 twin updates/s: 10
+		// devices/s, each making two executions. The job's rate counts
+		// invocations, one per execution.
+		{WorkflowTwoStep, "S1", 1, 20, 10, "twin updates", 19},
 		// Ten units: 400 calls/s, but twin reads stay at 100/s.
-		{WorkflowReboot, "S1", 10, 100.0 / 3, "twin reads", 31.666},
-		{WorkflowFirmware, "s3", 1, 62.5, "twin updates", 59.375},
+		{WorkflowReboot, "S1", 10, 100.0 / 3, 100.0 / 3, "twin reads", 31.666},
+		{WorkflowFirmware, "s3", 1, 62.5, 62.5, "twin updates", 59.375},
+		// S3's twin quotas leave two-step bound by 250 twin updates/s:
+		// 50 devices/s, 100 executions/s.
+		{WorkflowTwoStep, "S3", 1, 100, 50, "twin updates", 95},
 	} {
-		wf, _ := lookupWorkflow(tc.workflow)
-		q := allowedRate(tc.tier, tc.units, wf)
-		if q == nil {
-			t.Fatalf("%s %s: got no quota", tc.workflow, tc.tier)
-		}
-		if math.Abs(q.AllowedExecutionsPerSecond-tc.allowed) > 1e-9 || !strings.HasPrefix(q.BoundBy, tc.boundBy) ||
-			math.Abs(q.JobRate-tc.jobRate) > 1e-9 {
-			t.Errorf("%s on %s×%d: got %v/s bound by %q, job rate %v; want %v/s by %q, rate %v",
-				tc.workflow, tc.tier, tc.units, q.AllowedExecutionsPerSecond, q.BoundBy, q.JobRate, tc.allowed, tc.boundBy, tc.jobRate)
-		}
+		t.Run(fmt.Sprintf("%s on %s×%d", tc.workflow, tc.tier, tc.units), func(t *testing.T) {
+			wf, _ := lookupWorkflow(tc.workflow)
+			q := allowedRate(tc.tier, tc.units, wf)
+			if q == nil {
+				t.Fatal("got no quota")
+			}
+			if math.Abs(q.AllowedExecutionsPerSecond-tc.allowed) > 1e-9 || math.Abs(q.AllowedDevicesPerSecond-tc.devices) > 1e-9 ||
+				!strings.HasPrefix(q.BoundBy, tc.boundBy) || math.Abs(q.JobRate-tc.jobRate) > 1e-9 {
+				t.Errorf("got %v exec/s = %v devices/s bound by %q, job rate %v; want %v exec/s = %v devices/s by %q, rate %v",
+					q.AllowedExecutionsPerSecond, q.AllowedDevicesPerSecond, q.BoundBy, q.JobRate, tc.allowed, tc.devices, tc.boundBy, tc.jobRate)
+			}
+		})
 	}
 	wf, _ := lookupWorkflow(WorkflowFirmware)
 	if q := allowedRate("", 0, wf); q != nil {

@@ -44,7 +44,7 @@ func (a *app) benchCommand() *ffcli.Command {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	f := &benchFlags{}
 	fs.StringVar(&f.devices, "devices", "1000", "fleet sizes to measure, comma-separated")
-	fs.StringVar(&f.workflow, "workflow", bench.WorkflowTwoStep, "what each device does: "+strings.Join(bench.Workflows(), ", "))
+	fs.StringVar(&f.workflow, "workflow", bench.WorkflowTwoStep, "the job's steps (each one device execution per device): "+strings.Join(bench.Workflows(), ", "))
 	fs.DurationVar(&f.stage, "stage", bench.DefaultStage, "duration of each simulated device stage (firmware download, apply, reboot)")
 	fs.StringVar(&f.tier, "tier", "", "hub tier whose quotas the emulator enforces and the runner keeps to: F1, S1, S2 or S3 (default: none)")
 	fs.IntVar(&f.units, "units", 1, "hub units, with -tier")
@@ -52,9 +52,9 @@ func (a *app) benchCommand() *ffcli.Command {
 	fs.StringVar(&f.hub, "hub", "", "measure this hub (service connection string with registry write access) instead of starting an emulator")
 	fs.StringVar(&f.ca, "ca", "", "PEM file of a CA to trust besides the system roots, with -hub (a standalone emulator's ca.pem)")
 	fs.StringVar(&f.gateway, "gateway", "", "host:port the simulated devices dial for MQTT, with -hub (default the hub's host, port 8883)")
-	fs.StringVar(&f.chart, "chart", "", "also write an SVG chart of executions per second by fleet size to this file")
+	fs.StringVar(&f.chart, "chart", "", "also write an SVG chart of device executions per second by fleet size to this file")
 	fs.IntVar(&f.concurrency, "concurrency", bench.DefaultConcurrency, "the job's rollout concurrency, and the callers measuring the limit")
-	fs.StringVar(&f.rate, "rate", "auto", `the job's rollout rate: a rate such as "30/s", "none", or "auto" (with -tier, just below what the devices' own quota use allows when that binds first; otherwise none)`)
+	fs.StringVar(&f.rate, "rate", "auto", `the job's rollout rate in method invocations (device executions started) per second: a rate such as "30/s", "none", or "auto" (with -tier, just below what the devices' own quota use allows when that binds first; otherwise none)`)
 	fs.StringVar(&f.topology, "topology", bench.TopologyAuto, "where hub and fleet run: auto, in-process or children (child processes, for fleets beyond the open-file limit)")
 	fs.IntVar(&f.sample, "sample", bench.DefaultSample, "devices the baseline runs on")
 	fs.DurationVar(&f.poll, "poll", 0, "how often the baseline reads a twin (default: the stage duration)")
@@ -68,15 +68,17 @@ func (a *app) benchCommand() *ffcli.Command {
 		LongHelp: strings.TrimSpace(`
 For each fleet size, starts the emulator and a simulated fleet, runs a job
 (the workflow on every device) through the runner and a SQLite history, and
-prints per size:
+prints per size figures in device executions: one device's execution of
+one step, as the history records it (two-step makes two per device).
 
-  exec/s            device executions per second: devices finished / wall
-                    time of the run
+  exec/s            device executions per second: executions that ended /
+                    wall time of the run
+  devices/s         devices carried through the whole workflow per second
   limit exec/s      direct-method round trips per second through the same hub
                     and devices with no runner (a method the devices answer
-                    404 at once), divided by the calls one execution needs;
-                    with -tier, the executions per second the quotas allow
-  runner/limit      the ratio of the two
+                    404 at once); each execution is one method call; with
+                    -tier, the executions per second the quotas allow
+  runner/limit      exec/s over limit exec/s
   wf limit exec/s   the same workflow driven by bare callers that learn of
                     each device's completion from the fleet itself: what hub
                     and devices sustain at this concurrency when the back end
@@ -92,7 +94,8 @@ With -tier the emulator enforces the tier's quotas (the fleet is set up
 first, then the hub restarts with quotas on) and the table adds the share
 of the allowed rate reached and the 429 answers. When the devices' own
 reported patches bind before the method quota, the job gets a rollout rate
-just below what they allow.
+(method invocations, so executions started, per second) just below what
+they allow.
 
 Hub, devices and runner share this process while the open-file limit
 allows (two descriptors per device); larger fleets run the emulator and the

@@ -136,12 +136,20 @@ func TestBench_Smoke(t *testing.T) {
 			if x.Topology != topology || x.Succeeded != 20 {
 				t.Errorf("got topology %s with %d succeeded, want %s with 20", x.Topology, x.Succeeded, topology)
 			}
+			// One step: one execution per device, so devices/s is exec/s.
+			if rep.StepsPerDevice != 1 || x.Executions != 20 || x.DevicesPerSecond != x.ExecutionsPerSecond {
+				t.Errorf("got %d steps per device, %d executions, %v devices/s and %v exec/s; want 1, 20 and the two rates equal",
+					rep.StepsPerDevice, x.Executions, x.DevicesPerSecond, x.ExecutionsPerSecond)
+			}
+			if x.Limit.ExecutionsPerSecond != x.Limit.RoundTripsPerSecond {
+				t.Errorf("limit: got %v exec/s, want the %v round trips/s", x.Limit.ExecutionsPerSecond, x.Limit.RoundTripsPerSecond)
+			}
 			if !(x.ExecutionsPerSecond > 0 && x.Limit.ExecutionsPerSecond >= x.ExecutionsPerSecond && x.Baseline.ExecutionsPerSecond > 0) {
 				t.Errorf("got %.1f exec/s, limit %.1f, baseline %.2f; want all positive and the limit at least the runner's",
 					x.ExecutionsPerSecond, x.Limit.ExecutionsPerSecond, x.Baseline.ExecutionsPerSecond)
 			}
-			if x.WorkflowLimit == nil || x.WorkflowLimit.Executions != 20 {
-				t.Errorf("workflow limit: got %+v, want 20 executions", x.WorkflowLimit)
+			if x.WorkflowLimit == nil || x.WorkflowLimit.Executions != 20 || x.WorkflowLimit.Devices != 20 {
+				t.Errorf("workflow limit: got %+v, want 20 devices and 20 executions", x.WorkflowLimit)
 			}
 			if topology == bench.TopologyChildren && !(x.HubCPUSeconds > 0 && x.DevicesPeakRSSBytes > 0) {
 				t.Errorf("children: got hub CPU %.3f s and fleet peak RSS %d, want both measured", x.HubCPUSeconds, x.DevicesPeakRSSBytes)

@@ -15,6 +15,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,6 +39,8 @@ type testBroker struct {
 	pool *x509.CertPool
 	ca   []byte // the CA certificate, DER
 	hub  *hubHook
+	// resumed counts TLS handshakes that resumed an earlier session.
+	resumed *atomic.Int32
 }
 
 type connectRec struct {
@@ -209,9 +212,16 @@ func newTestBroker(t testing.TB, keys map[string]string) *testBroker {
 	if err := srv.AddHook(hook, nil); err != nil {
 		t.Fatalf("add hook: %v", err)
 	}
+	resumed := new(atomic.Int32)
 	l := listeners.NewTCP(listeners.Config{ID: "tls", Address: "127.0.0.1:0", TLSConfig: &tls.Config{
 		Certificates: []tls.Certificate{serverCert},
 		MinVersion:   tls.VersionTLS12,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if cs.DidResume {
+				resumed.Add(1)
+			}
+			return nil
+		},
 	}})
 	if err := srv.AddListener(l); err != nil {
 		t.Fatalf("add listener: %v", err)
@@ -220,7 +230,7 @@ func newTestBroker(t testing.TB, keys map[string]string) *testBroker {
 		t.Fatalf("serve: %v", err)
 	}
 	t.Cleanup(func() { _ = srv.Close() })
-	return &testBroker{srv: srv, addr: l.Address(), pool: pool, ca: ca, hub: hook}
+	return &testBroker{srv: srv, addr: l.Address(), pool: pool, ca: ca, hub: hook, resumed: resumed}
 }
 
 // connString is the connection string of device id with key, dialling the

@@ -213,6 +213,10 @@ func New(cfg Config) (*Client, error) {
 		// CPU per handshake than anything else a fleet of thousands does
 		// while it (re)connects.
 		CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384},
+		// A reconnect (after a reboot, a dropped link, a token renewal)
+		// resumes the last session: neither side signs or verifies a
+		// certificate chain again. One entry: a client talks to one hub.
+		ClientSessionCache: tls.NewLRUClientSessionCache(1),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil

@@ -593,6 +593,10 @@ func TestClient_DisconnectAndConnectAgain(t *testing.T) {
 	if n := len(b.connects()); n != 2 {
 		t.Errorf("CONNECTs: got %d, want 2", n)
 	}
+	// The second connection resumes the first one's TLS session.
+	if n := b.resumed.Load(); n != 1 {
+		t.Errorf("resumed TLS handshakes: got %d, want 1", n)
+	}
 	b.sendMethod(t, "d1", "ping", "7", nil)
 	if status, _ := b.methodResponse(t, "7"); status != 200 {
 		t.Errorf("method after reconnect: got %d, want 200", status)
