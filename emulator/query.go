@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"iter"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -132,7 +134,36 @@ func (h *Hub) runQuery(text string) ([]any, string, error) {
 		// empty, which still gives aggregates their zero rows.
 		return q.Execute(func(func(map[string]any) bool) {})
 	}
+	if ids, ok := q.DeviceIDs(); ok {
+		// Batched reads of known devices (deviceId IN […]) touch only
+		// those twins, not the whole registry.
+		return q.Execute(h.twinDocsOf(ids))
+	}
 	return q.Execute(h.twinDocs())
+}
+
+// twinDocsOf yields the twins of the devices among ids, in the order of
+// twinDocs.
+func (h *Hub) twinDocsOf(ids []string) iter.Seq[map[string]any] {
+	return func(yield func(map[string]any) bool) {
+		devs := make([]*device, 0, len(ids))
+		seen := make(map[string]bool, len(ids))
+		for _, id := range ids {
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+			if d := h.reg.get(id); d != nil {
+				devs = append(devs, d)
+			}
+		}
+		slices.SortFunc(devs, func(a, b *device) int { return strings.Compare(a.id, b.id) })
+		for _, d := range devs {
+			if !yield(d.cachedDoc()) {
+				return
+			}
+		}
+	}
 }
 
 // queryDevices is POST /devices/query: a JSON array page, x-ms-item-type,

@@ -87,6 +87,10 @@ func TestQuery_ResultsAndErrors(t *testing.T) {
 		{"SELECT deviceId FROM devices WHERE properties.reported.firmwareStatus = 'completed'", "Raw", `[{"deviceId":"c"}]`},
 		{"SELECT deviceId FROM devices WHERE connectionState = 'Connected'", "Raw", `[{"deviceId":"c"}]`},
 		{"SELECT * FROM devices.jobs", "DeviceJob", `[]`},
+		// Read by id rather than by scanning: same rows, in the same order.
+		{"SELECT deviceId FROM devices WHERE deviceId IN ['c', 'nope', 'a', 'c']", "Raw", `[{"deviceId":"a"},{"deviceId":"c"}]`},
+		{"SELECT deviceId FROM devices WHERE tags.site = 'north' AND deviceId IN ['c', 'b']", "Raw", `[{"deviceId":"b"}]`},
+		{"SELECT deviceId FROM devices WHERE deviceId = 'b'", "Raw", `[{"deviceId":"b"}]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {

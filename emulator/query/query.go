@@ -43,6 +43,9 @@ type Query struct {
 	cols      []column
 	groupKeys []*resolvedPath
 	hasAgg    bool
+	// ids, when idsOK, are the only device ids the WHERE clause can match.
+	ids   []string
+	idsOK bool
 }
 
 type aggKind uint8
@@ -125,6 +128,7 @@ func compileQuery(text string, ast *queryAST) (*Query, error) {
 		}
 		q.where = p
 		c.inWhere = false
+		q.ids, q.idsOK = restrictedIDs(ast.where)
 	}
 	if ast.star && ast.groupBy != nil {
 		return nil, c.errAt(ast.groupBy[0], "SELECT * cannot be used with GROUP BY; select the group keys and aggregates")
@@ -242,6 +246,56 @@ func (q *Query) checkGrouping(c *compiler, ast *queryAST, taken map[string]bool)
 // Source returns the collection the query reads: SourceDevices,
 // SourceModules or SourceJobs.
 func (q *Query) Source() string { return q.source }
+
+// DeviceIDs returns the device ids the query's WHERE clause restricts it
+// to, when it does so at its top level (deviceId = '…', deviceId IN […],
+// alone or as one term of an AND), so that a collection can hand Execute
+// just those documents instead of all of them. ok is false otherwise. The
+// ids may repeat or name no device; the condition still decides.
+func (q *Query) DeviceIDs() (ids []string, ok bool) { return q.ids, q.idsOK }
+
+// restrictedIDs finds a top-level restriction of the device id.
+func restrictedIDs(where node) ([]string, bool) {
+	isID := func(x node) bool {
+		p, ok := x.(*pathNode)
+		return ok && len(p.segs) == 1 && !p.segs[0].isIndex && p.segs[0].name == "deviceId"
+	}
+	switch n := where.(type) {
+	case *inNode:
+		if n.negate || !isID(n.x) {
+			return nil, false
+		}
+		ids := make([]string, 0, len(n.list))
+		for _, v := range n.list {
+			if v.k != kStr {
+				return nil, false
+			}
+			ids = append(ids, v.s)
+		}
+		return ids, true
+	case *binaryNode:
+		if n.op != tEq {
+			return nil, false
+		}
+		l, r := n.l, n.r
+		if !isID(l) {
+			l, r = r, l
+		}
+		if c, ok := r.(*constNode); ok && isID(l) && c.v.k == kStr {
+			return []string{c.v.s}, true
+		}
+	case *logicalNode:
+		if !n.and {
+			return nil, false
+		}
+		for _, x := range n.xs {
+			if ids, ok := restrictedIDs(x); ok {
+				return ids, true
+			}
+		}
+	}
+	return nil, false
+}
 
 // IsSelectStar reports whether the query is SELECT * (whole documents).
 func (q *Query) IsSelectStar() bool { return q.star }

@@ -508,3 +508,33 @@ func TestQuery_ExecuteConcurrently(t *testing.T) {
 		t.Error(e)
 	}
 }
+
+func TestQuery_DeviceIDs(t *testing.T) {
+	for _, tc := range []struct {
+		q    string
+		ids  []string
+		want bool
+	}{
+		{"SELECT * FROM devices WHERE deviceId IN ['a', 'b']", []string{"a", "b"}, true},
+		{"SELECT * FROM devices WHERE deviceId = 'a'", []string{"a"}, true},
+		{"SELECT * FROM devices WHERE 'a' = deviceId", []string{"a"}, true},
+		{"SELECT * FROM devices WHERE tags.site = 'x' AND deviceId IN ['a']", []string{"a"}, true},
+		{"SELECT * FROM devices WHERE deviceId IN ['a'] OR tags.site = 'x'", nil, false},
+		{"SELECT * FROM devices WHERE deviceId NOT IN ['a']", nil, false},
+		{"SELECT * FROM devices WHERE deviceId IN ['a', 1]", nil, false},
+		{"SELECT * FROM devices WHERE deviceId != 'a'", nil, false},
+		{"SELECT * FROM devices WHERE tags.deviceId = 'a'", nil, false},
+		{"SELECT * FROM devices", nil, false},
+	} {
+		t.Run(tc.q, func(t *testing.T) {
+			q, err := Parse(tc.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids, ok := q.DeviceIDs()
+			if ok != tc.want || !slices.Equal(ids, tc.ids) {
+				t.Errorf("got %q, %v; want %q, %v", ids, ok, tc.ids, tc.want)
+			}
+		})
+	}
+}
