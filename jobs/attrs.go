@@ -48,8 +48,8 @@ func (d *attrDecoder) value(name string, ty cty.Type) (cty.Value, *hcl.Attribute
 		d.diags = append(d.diags, diags...)
 		return cty.NilVal, nil
 	}
-	v, diags := attr.Expr.Value(d.ctx)
-	d.diags = append(d.diags, stripDiags(diags)...)
+	v, diags := evaluate(attr.Expr, d.ctx)
+	d.diags = append(d.diags, diags...)
 	if diags.HasErrors() || v.IsNull() {
 		return cty.NilVal, nil
 	}

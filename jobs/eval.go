@@ -17,7 +17,8 @@ import (
 // Device is what device-dependent expressions see of one device: its id,
 // its twin's tags and desired and reported properties as decoded JSON
 // (map[string]any, []any, string, float64 or json.Number, bool, nil), and
-// when the current step started for it.
+// when the current step started for it. Numbers that are NaN, infinite or
+// beyond MaxNumberExponent read as null.
 type Device struct {
 	ID       string
 	Tags     map[string]any
@@ -149,10 +150,14 @@ func jsonToCty(v any, need needTree) cty.Value {
 		}
 		return cty.NumberFloatVal(v)
 	case json.Number:
-		if n, err := cty.ParseNumberVal(v.String()); err == nil {
-			return n
+		n, err := cty.ParseNumberVal(v.String())
+		if err != nil {
+			return cty.StringVal(v.String())
 		}
-		return cty.StringVal(v.String())
+		if numberOutOfRange(n.AsBigFloat()) != nil {
+			return cty.NullVal(cty.Number)
+		}
+		return n
 	case int:
 		return cty.NumberIntVal(int64(v))
 	case int64:
@@ -198,7 +203,7 @@ func (s *Step) Observe(dev Device) Observation {
 	ctx := s.env.context(dev, s.needs)
 	var diags hcl.Diagnostics
 	if s.Progress != nil {
-		v, d := s.Progress.Value(ctx)
+		v, d := evaluate(s.Progress, ctx)
 		if d.HasErrors() {
 			diags = append(diags, d...)
 		} else {
@@ -220,7 +225,7 @@ func condition(expr hcl.Expression, ctx *hcl.EvalContext, what string) (bool, hc
 	if expr == nil {
 		return false, nil
 	}
-	v, diags := expr.Value(ctx)
+	v, diags := evaluate(expr, ctx)
 	if diags.HasErrors() {
 		return false, diags
 	}
@@ -278,7 +283,7 @@ func (w *Window) Location(dev Device) (*time.Location, error) {
 		return w.zone(), nil
 	}
 	ctx := w.env.context(dev, w.needs)
-	v, diags := w.TimezoneFrom.Value(ctx)
+	v, diags := evaluate(w.TimezoneFrom, ctx)
 	if diags.HasErrors() {
 		return nil, &EvalError{Diagnostics: errorsOnly(diags)}
 	}

@@ -84,7 +84,7 @@ func (l *loader) checkExpr(expr hcl.Expression, sc scope, what string) hcl.Diagn
 	if node, ok := expr.(hclsyntax.Node); ok {
 		diags = append(diags, hclsyntax.VisitAll(node, func(n hclsyntax.Node) hcl.Diagnostics {
 			call, ok := n.(*hclsyntax.FunctionCallExpr)
-			if !ok {
+			if !ok || isHook(call.Name) {
 				return nil
 			}
 			if _, ok := l.funcs[call.Name]; ok {
@@ -172,9 +172,9 @@ func (l *loader) probeContext(jobName string) *hcl.EvalContext {
 // probeExpr evaluates a device expression with unknown device values and
 // checks that its result can become want.
 func (l *loader) probeExpr(expr hcl.Expression, jobName, what string, want cty.Type) hcl.Diagnostics {
-	v, diags := expr.Value(l.probeContext(jobName))
+	v, diags := evaluate(expr, l.probeContext(jobName))
 	if diags.HasErrors() {
-		return stripDiags(diags)
+		return diags
 	}
 	if want == cty.DynamicPseudoType || v.Type() == cty.DynamicPseudoType || v.IsNull() {
 		return nil

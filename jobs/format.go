@@ -25,6 +25,9 @@ func Format(src []byte) []byte {
 // CheckSyntax parses src as HCL native syntax and returns its syntax
 // errors; it does not decode the job schema.
 func CheckSyntax(filename string, src []byte) hcl.Diagnostics {
+	if d := checkNesting(filename, src, scanHCL); d != nil {
+		return hcl.Diagnostics{d}
+	}
 	_, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	return diags
 }

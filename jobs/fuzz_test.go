@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +24,13 @@ func FuzzLoad(f *testing.F) {
 		}
 	}
 	f.Add([]byte(`job "x" { target { devices = ["a"] } step "s" { method = "m" } }`))
+	// Nesting past the limit, and expressions past the limits.
+	f.Add([]byte(stepFile("    payload = " + strings.Repeat("{a = [(", 20_000))))
+	f.Add([]byte(stepFile(`    payload = "` + strings.Repeat(`${"%{if true}`, 200) + `"`)))
+	f.Add([]byte(stepFile("    success = " + strings.Repeat("!", 5000) + "true")))
+	f.Add([]byte(stepFile(`    payload = { a = length(setproduct(range(1000), range(1000), range(1000))) }`)))
+	f.Add([]byte(stepFile(`    success = length([for i in range(1000) : [for j in reported.a : format("%0999999999d", j)]]) > 0`)))
+	f.Add([]byte(stepFile(`    progress = "${1e999 * 1e999}${1e-1000000}"`)))
 	f.Add([]byte(`job "x" {
   target {
     devices = ["a"]

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
 
@@ -92,6 +93,7 @@ func load(cfg LoadConfig) (*Config, hcl.Diagnostics) {
 		parser:  hclparse.NewParser(),
 		sources: map[string][]byte{},
 		funcs:   functions(),
+		guard:   newGuard(),
 	}
 	files, diags := l.parseFiles(cfg)
 	if diags.HasErrors() {
@@ -146,6 +148,7 @@ type loader struct {
 	parser  *hclparse.Parser
 	sources map[string][]byte
 	funcs   map[string]function.Function
+	guard   *guard
 
 	// Set by the variables stage.
 	vars   map[string]*Variable
@@ -165,7 +168,7 @@ func (l *loader) parseFiles(cfg LoadConfig) ([]*hcl.File, hcl.Diagnostics) {
 			return
 		}
 		l.sources[name] = src
-		f, d := l.parser.ParseHCL(src, name)
+		f, d := l.parseHCL(src, name)
 		diags = append(diags, d...)
 		if f != nil {
 			files = append(files, f)
@@ -194,6 +197,23 @@ func (l *loader) parseFiles(cfg LoadConfig) ([]*hcl.File, hcl.Diagnostics) {
 		})
 	}
 	return files, diags
+}
+
+// parseHCL parses a file of HCL native syntax after checking its nesting,
+// and guards its expressions (see guard).
+func (l *loader) parseHCL(src []byte, name string) (*hcl.File, hcl.Diagnostics) {
+	if d := checkNesting(name, src, scanHCL); d != nil {
+		return nil, hcl.Diagnostics{d}
+	}
+	f, diags := l.parser.ParseHCL(src, name)
+	if diags.HasErrors() {
+		return f, diags
+	}
+	if body, ok := f.Body.(*hclsyntax.Body); ok {
+		l.guard.body(body, false)
+		diags = append(diags, l.guard.take()...)
+	}
+	return f, diags
 }
 
 // exprSource returns the source text of a range, or nil when the file is

@@ -51,7 +51,9 @@ type Step struct {
 	// [200] by default.
 	AcceptStatus []int
 	// Progress, Success and Failure are the per-device expressions, nil
-	// when absent; evaluate them with Observe.
+	// when absent; evaluate them with Observe, which applies
+	// MaxExpressionBytes (their syntax trees may call functions that only
+	// Observe provides).
 	Progress hcl.Expression
 	Success  hcl.Expression
 	Failure  hcl.Expression

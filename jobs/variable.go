@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -188,7 +189,7 @@ func decodeVariable(b *hcl.Block) (*Variable, hcl.Diagnostics) {
 		v.Description = s
 	}
 	if attr, ok := content.Attributes["sensitive"]; ok {
-		val, d := attr.Expr.Value(nil)
+		val, d := evaluate(attr.Expr, nil)
 		diags = append(diags, d...)
 		if !d.HasErrors() {
 			bv, err := convert.Convert(val, cty.Bool)
@@ -200,7 +201,7 @@ func decodeVariable(b *hcl.Block) (*Variable, hcl.Diagnostics) {
 		}
 	}
 	if attr, ok := content.Attributes["default"]; ok && !diags.HasErrors() {
-		val, d := attr.Expr.Value(nil)
+		val, d := evaluate(attr.Expr, nil)
 		diags = append(diags, d...)
 		if !d.HasErrors() {
 			conv, err := v.convert(val)
@@ -242,7 +243,7 @@ func decodeValidation(b *hcl.Block, varName string) (*VariableValidation, hcl.Di
 
 // literalString evaluates an attribute that must be a constant string.
 func literalString(attr *hcl.Attribute) (string, hcl.Diagnostics) {
-	val, diags := attr.Expr.Value(nil)
+	val, diags := evaluate(attr.Expr, nil)
 	if diags.HasErrors() {
 		return "", diags
 	}
@@ -266,17 +267,38 @@ func (v *Variable) convert(val cty.Value) (cty.Value, error) {
 // -var). Primitive types take the text literally, as a shell user would
 // expect for -var name=1.0; other types read it as an HCL expression when it
 // is one, so lists and maps can be given as ["a", "b"].
-func (v *Variable) setRaw(raw, from string) hcl.Diagnostics {
+func (v *Variable) setRaw(raw, from string, g *guard) hcl.Diagnostics {
 	val := cty.StringVal(raw)
-	if !v.Type.IsPrimitiveType() {
+	var err error
+	// A value nested too deeply to parse is taken as a string, like one
+	// that does not parse; one that goes over the limits of evaluation
+	// says so.
+	if !v.Type.IsPrimitiveType() && checkNesting(from, []byte(raw), scanHCL) == nil {
 		expr, d := hclsyntax.ParseExpression([]byte(raw), from, hcl.InitialPos)
 		if !d.HasErrors() {
-			if parsed, d := expr.Value(nil); !d.HasErrors() {
-				val = parsed
+			g.expr(expr, true)
+			d = g.take()
+			if !d.HasErrors() {
+				var parsed cty.Value
+				parsed, d = evaluate(expr, nil)
+				if !d.HasErrors() {
+					val = parsed
+				}
+			}
+			if d.HasErrors() && isLimitDiag(d[0]) {
+				err = errors.New(strings.TrimSuffix(d[0].Detail, "."))
 			}
 		}
 	}
-	conv, err := v.convert(val)
+	conv, cerr := v.convert(val)
+	if err == nil {
+		err = cerr
+	}
+	if err == nil {
+		if lerr := checkValue(conv); lerr != nil {
+			err = lerr
+		}
+	}
 	if err != nil {
 		return hcl.Diagnostics{{
 			Severity: hcl.DiagError,
@@ -299,7 +321,7 @@ func (l *loader) applyEnv(env []string) hcl.Diagnostics {
 		// Variables a file does not declare are ignored: the environment
 		// is shared by every job file a process loads.
 		if v, ok := l.vars[strings.TrimPrefix(key, EnvVarPrefix)]; ok {
-			diags = append(diags, v.setRaw(raw, "environment")...)
+			diags = append(diags, v.setRaw(raw, "environment", l.guard)...)
 		}
 	}
 	return diags
@@ -312,7 +334,8 @@ func (l *loader) applyVarOption(opt string, ignoreUndeclared bool) hcl.Diagnosti
 		return hcl.Diagnostics{{
 			Severity: hcl.DiagError,
 			Summary:  "Invalid -var option",
-			Detail:   fmt.Sprintf("The option -var %q is not of the form name=value, as in -var image_uri=https://example.com/fw.bin.", opt),
+			Detail: "A -var option is not of the form name=value, as in -var image_uri=https://example.com/fw.bin. " +
+				"Its text is not shown: a value given without its name may be a secret.",
 		}}
 	}
 	v, ok := l.vars[name]
@@ -327,7 +350,7 @@ func (l *loader) applyVarOption(opt string, ignoreUndeclared bool) hcl.Diagnosti
 				name, didYouMean(name, l.varNames()), name),
 		}}
 	}
-	return v.setRaw(raw, "-var")
+	return v.setRaw(raw, "-var", l.guard)
 }
 
 func (l *loader) applyVarFile(path string) hcl.Diagnostics {
@@ -342,9 +365,12 @@ func (l *loader) applyVarFile(path string) hcl.Diagnostics {
 	var f *hcl.File
 	var diags hcl.Diagnostics
 	if strings.HasSuffix(path, ".json") {
+		if d := checkNesting(path, src, scanJSON); d != nil {
+			return hcl.Diagnostics{d}
+		}
 		f, diags = l.parser.ParseJSON(src, path)
 	} else {
-		f, diags = l.parser.ParseHCL(src, path)
+		f, diags = l.parseHCL(src, path)
 	}
 	if diags.HasErrors() {
 		return diags
@@ -375,7 +401,7 @@ func (l *loader) applyVarFile(path string) hcl.Diagnostics {
 			})
 			continue
 		}
-		val, d := attr.Expr.Value(nil)
+		val, d := evaluate(attr.Expr, nil)
 		diags = append(diags, d...)
 		if d.HasErrors() {
 			continue
@@ -407,7 +433,7 @@ func (l *loader) checkValidations(v *Variable) hcl.Diagnostics {
 		Functions: l.funcs,
 	}
 	for _, val := range v.Validations {
-		res, d := val.Condition.Value(ctx)
+		res, d := evaluate(val.Condition, ctx)
 		diags = append(diags, d...)
 		if d.HasErrors() {
 			continue

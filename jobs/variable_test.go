@@ -156,6 +156,8 @@ func TestLoad_variableErrors(t *testing.T) {
 	}{
 		{"undeclared -var", jobs.LoadConfig{Vars: []string{"ur=x"}}, "Value for undeclared variable", `Did you mean "uri"?`, 0},
 		{"malformed -var", jobs.LoadConfig{Vars: []string{"uri"}}, "Invalid -var option", "name=value", 0},
+		// A value given without its name is not echoed: it may be a secret.
+		{"-var with only a value", jobs.LoadConfig{Vars: []string{"hunter2"}}, "Invalid -var option", "not shown", 0},
 		{"-var of the wrong type", jobs.LoadConfig{Vars: []string{"retries=many"}}, "Invalid value for variable", "var.retries given by -var is not a valid number", 0},
 		{"env of the wrong type", jobs.LoadConfig{Env: []string{"HUBFLOW_VAR_sites=nope"}}, "Invalid value for variable", "environment", 0},
 		{"validation fails for -var", jobs.LoadConfig{Vars: []string{"site=Plant 7"}}, "Invalid value for variable", "A site is lower-case letters", 30},

@@ -23,7 +23,8 @@ type Window struct {
 	// spec's CRON_TZ=, or UTC. It is nil exactly when TimezoneFrom is set.
 	Timezone *time.Location
 	// TimezoneFrom is the timezone_from expression, evaluated per device
-	// by Location; nil for fixed-zone windows.
+	// by Location (which applies MaxExpressionBytes, as Step.Observe does);
+	// nil for fixed-zone windows.
 	TimezoneFrom hcl.Expression
 	DeclRange    hcl.Range
 

@@ -60,6 +60,10 @@ fleet.hcl next to the job file, else examples/fleet.hcl or fleet.hcl in the
 working directory, else the copy of examples/fleet.hcl built into hubflow.
 A run that cannot start leaves no new history database behind.
 
+If the history database stops taking writes mid-run (locked by another
+process, disk full), no device starts and no call goes out until it takes
+them again; the run then carries on by itself, losing nothing.
+
 Progress is shown live when stdout is a terminal, as log lines otherwise.
 Ctrl-C stops starting devices and waits for those in flight; a second Ctrl-C
 leaves them as they are. Either way the run can be carried on with -resume.
