@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -248,21 +249,20 @@ func limitFileSize(t *testing.T, c *child, _ string) func() {
 // makeReadOnly kills the process (a file's mode does not bind descriptors
 // already open), makes the database and its directory read-only and starts
 // hubflow again on it, which must refuse to go on without writing anything
-// or calling any device.
+// or calling any device. File modes do not bind root: running as root, the
+// restarted process runs as the unprivileged user nobody, with what it
+// must read made readable to it.
 func makeReadOnly(t *testing.T, c *child, path string) func() {
-	if os.Geteuid() == 0 {
-		t.Skip("running as root, which file permissions do not bind: the read-only case needs an unprivileged user")
-	}
 	c.kill()
 	runID := onlyRunID(t, path)
 	dir := filepath.Dir(path)
 	files, _ := filepath.Glob(path + "*")
 	for _, f := range files {
-		if err := os.Chmod(f, 0o400); err != nil {
+		if err := os.Chmod(f, 0o444); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := os.Chmod(dir, 0o500); err != nil {
+	if err := os.Chmod(dir, 0o555); err != nil {
 		t.Fatal(err)
 	}
 	restore := func() {
@@ -272,8 +272,60 @@ func makeReadOnly(t *testing.T, c *child, path string) func() {
 		}
 	}
 	t.Cleanup(restore)
+	args := append(c.cmd.Args[1:], "-resume", runID)
 	// The restarted process takes c's place, so that the caller sees it
 	// stop.
-	*c = *startHubflow(t, c.cmd.Env, append(c.cmd.Args[1:], "-resume", runID)...)
+	if os.Geteuid() != 0 {
+		*c = *startHubflow(t, c.cmd.Env, args...)
+		return restore
+	}
+	// The binary, the job file (args[1]) and the hub's CA (after -ca).
+	readable := []string{hubflowBinary(t), args[1]}
+	for i := 1; i < len(args); i++ {
+		if args[i-1] == "-ca" {
+			readable = append(readable, args[i])
+		}
+	}
+	for _, p := range readable {
+		letNobodyRead(t, p)
+	}
+	for _, f := range files {
+		letNobodyRead(t, f)
+	}
+	*c = *startHubflowAs(t, nobody, c.cmd.Env, args...)
 	return restore
+}
+
+// nobody is the unprivileged user the read-only case runs hubflow as.
+var nobody = &syscall.Credential{Uid: 65534, Gid: 65534}
+
+// letNobodyRead makes path readable, and the directories above it
+// traversable, to other users until the test ends, without giving
+// anyone write access.
+func letNobodyRead(t *testing.T, path string) {
+	t.Helper()
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := abs; ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mode := fi.Mode().Perm()
+		add := os.FileMode(0o005)
+		if !fi.IsDir() {
+			add = 0o004 | mode&0o100>>6
+		}
+		if mode&add != add {
+			if err := os.Chmod(p, mode|add); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = os.Chmod(p, mode) })
+		}
+		if p == filepath.Dir(p) {
+			return
+		}
+	}
 }

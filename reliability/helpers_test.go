@@ -138,8 +138,17 @@ type child struct {
 // test ends if it is still running.
 func startHubflow(tb testing.TB, env []string, args ...string) *child {
 	tb.Helper()
+	return startHubflowAs(tb, nil, env, args...)
+}
+
+// startHubflowAs is startHubflow as the user cred (nil: this process's).
+func startHubflowAs(tb testing.TB, cred *syscall.Credential, env []string, args ...string) *child {
+	tb.Helper()
 	cmd := exec.Command(hubflowBinary(tb), args...)
 	cmd.Env = env
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
 	c := &child{cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = c.out, c.out
 	if err := cmd.Start(); err != nil {
