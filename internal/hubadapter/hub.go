@@ -2,7 +2,6 @@ package hubadapter
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -53,17 +52,9 @@ func (p twinPages) More() bool { return p.it.More() }
 // Next decodes one page. An item that is not a twin (a query with a
 // projection, say) fails the page: the runner needs whole twins.
 func (p twinPages) Next(ctx context.Context) ([]*iothub.Twin, error) {
-	items, err := p.it.Next(ctx)
+	twins, err := p.it.NextTwins(ctx)
 	if err != nil {
 		return nil, refused(err)
 	}
-	out := make([]*iothub.Twin, 0, len(items))
-	for i, raw := range items {
-		var t iothub.Twin
-		if err := json.Unmarshal(raw, &t); err != nil || t.DeviceID == "" {
-			return nil, fmt.Errorf("query devices: %w: item %d is not a twin", service.ErrUnexpectedResponse, i)
-		}
-		out = append(out, &t)
-	}
-	return out, nil
+	return twins, nil
 }

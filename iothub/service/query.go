@@ -82,11 +82,41 @@ func (it *QueryIterator) ItemType() string { return it.itemType }
 // last page has been returned. After any other error Next may be called
 // again and retries the same page.
 func (it *QueryIterator) Next(ctx context.Context) ([]json.RawMessage, error) {
+	var items []json.RawMessage
+	err := it.next(ctx, func(body []byte) (n int, cont string, err error) {
+		items, cont, err = decodePage(body)
+		return len(items), cont, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+// NextTwins is Next for a query whose items are twins (SELECT * FROM
+// devices, or a projection that keeps deviceId): it decodes the page
+// straight into twins, without holding each item as raw JSON first. An
+// item without a deviceId fails the page with ErrUnexpectedResponse.
+func (it *QueryIterator) NextTwins(ctx context.Context) ([]*iothub.Twin, error) {
+	var twins []*iothub.Twin
+	err := it.next(ctx, func(body []byte) (n int, cont string, err error) {
+		twins, cont, err = decodeTwinPage(body)
+		return len(twins), cont, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return twins, nil
+}
+
+// next fetches the next page and hands its body to decode, which returns
+// the page's item count and the continuation token the body carries.
+func (it *QueryIterator) next(ctx context.Context, decode func(body []byte) (int, string, error)) error {
 	if it.err != nil {
-		return nil, it.err
+		return it.err
 	}
 	if it.done {
-		return nil, io.EOF
+		return io.EOF
 	}
 	sent := it.cont
 	res, err := it.c.do(ctx, &request{
@@ -94,26 +124,61 @@ func (it *QueryIterator) Next(ctx context.Context) ([]json.RawMessage, error) {
 		maxItems: it.pageSize, continuation: sent, maxBody: maxQueryBody,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	items, bodyCont, err := decodePage(res.body)
+	n, bodyCont, err := decode(res.body)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %v", it.op, ErrUnexpectedResponse, err)
+		return fmt.Errorf("%s: %w: %v", it.op, ErrUnexpectedResponse, err)
 	}
 	cont := res.header.Get("x-ms-continuation")
 	if cont == "" {
 		cont = bodyCont
 	}
-	if cont != "" && cont == sent && len(items) == 0 {
+	if cont != "" && cont == sent && n == 0 {
 		// The same token with nothing gained would page for ever.
-		return nil, fmt.Errorf("%s: %w: hub repeated the continuation token with an empty page", it.op, ErrUnexpectedResponse)
+		return fmt.Errorf("%s: %w: hub repeated the continuation token with an empty page", it.op, ErrUnexpectedResponse)
 	}
 	it.cont = cont
 	it.done = cont == ""
 	if t := res.header.Get("x-ms-item-type"); t != "" {
 		it.itemType = t
 	}
-	return items, nil
+	return nil
+}
+
+// decodeTwinPage is decodePage for pages of twins.
+func decodeTwinPage(body []byte) ([]*iothub.Twin, string, error) {
+	b := bytes.TrimSpace(body)
+	var twins []*iothub.Twin
+	var cont string
+	switch {
+	case len(b) == 0:
+		return nil, "", fmt.Errorf("query answer is empty")
+	case b[0] == '[':
+		if err := json.Unmarshal(b, &twins); err != nil {
+			return nil, "", fmt.Errorf("query answer is not a JSON array of twins: %v", err)
+		}
+	case b[0] == '{':
+		var page struct {
+			Items             *[]*iothub.Twin `json:"items"`
+			ContinuationToken *string         `json:"continuationToken"`
+		}
+		if err := json.Unmarshal(b, &page); err != nil || page.Items == nil {
+			return nil, "", fmt.Errorf("query answer is an object without an items array of twins")
+		}
+		twins = *page.Items
+		if page.ContinuationToken != nil {
+			cont = *page.ContinuationToken
+		}
+	default:
+		return nil, "", fmt.Errorf("query answer is neither a JSON array nor an object")
+	}
+	for i, t := range twins {
+		if t == nil || t.DeviceID == "" {
+			return nil, "", fmt.Errorf("item %d is not a twin", i)
+		}
+	}
+	return twins, cont, nil
 }
 
 // decodePage reads a query answer: a JSON array of items (what the hub

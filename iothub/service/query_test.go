@@ -301,3 +301,39 @@ func TestClient_QueryTwins(t *testing.T) {
 		}
 	})
 }
+
+func TestClient_Query_NextTwins(t *testing.T) {
+	h := pagedHub(t,
+		[]string{`[{"deviceId":"d1","properties":{"reported":{"fw":"2.0","$version":4}}}]`, `{"items":[{"deviceId":"d2"}],"continuationToken":null}`},
+		[]string{"c1", ""})
+	it := h.client(t, service.Config{}).Query(context.Background(), "SELECT * FROM devices", 0)
+	var ids []string
+	for it.More() {
+		twins, err := it.NextTwins(context.Background())
+		if err != nil {
+			t.Fatalf("page after %v: %v", ids, err)
+		}
+		for _, tw := range twins {
+			ids = append(ids, tw.DeviceID)
+			if tw.DeviceID == "d1" && tw.Properties.Reported["fw"] != "2.0" {
+				t.Errorf("d1 reported: got %v, want fw 2.0", tw.Properties.Reported)
+			}
+		}
+	}
+	if strings.Join(ids, ",") != "d1,d2" {
+		t.Errorf("twins: got %v, want d1,d2", ids)
+	}
+	if _, err := it.NextTwins(context.Background()); err != io.EOF {
+		t.Errorf("after the last page: got %v, want io.EOF", err)
+	}
+
+	for _, page := range []string{`[{"deviceId":"d1"},{"numberOfDevices":3}]`, `[{"deviceId":"d1"},null]`, `{"items":[{}]}`, `[1]`} {
+		t.Run(page, func(t *testing.T) {
+			h := pagedHub(t, []string{page}, []string{""})
+			twins, err := h.client(t, service.Config{}).Query(context.Background(), "SELECT * FROM devices", 0).NextTwins(context.Background())
+			if !errors.Is(err, service.ErrUnexpectedResponse) || twins != nil {
+				t.Errorf("got %v, %v; want no twins and ErrUnexpectedResponse", twins, err)
+			}
+		})
+	}
+}
