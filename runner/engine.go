@@ -735,6 +735,28 @@ func (e *engine) skipLater(ctx context.Context, d *device, why string) {
 	}
 }
 
+// skipUnrecorded records as skipped the steps after a device's failed or
+// timed-out one that the history does not have yet: a process stopped
+// between recording the failure and its consequence leaves them out.
+func (e *engine) skipUnrecorded(ctx context.Context, d *device, execs []state.Execution) {
+	if !d.done || (d.outcome != state.ExecFailed && d.outcome != state.ExecTimedOut) {
+		return
+	}
+	have := make(map[int]bool, len(execs))
+	for _, x := range execs {
+		have[x.StepIndex] = true
+	}
+	why := fmt.Sprintf("step %q %s", e.job.Steps[d.step].Name, strings.ReplaceAll(string(d.outcome), "_", " "))
+	for i := d.step + 1; i < len(e.job.Steps); i++ {
+		if !have[i] {
+			e.appendAsync(ctx, state.Event{
+				RunID: e.runID, DeviceID: d.id, Step: e.job.Steps[i].Name, StepIndex: i,
+				Kind: state.KindState, State: state.ExecSkipped, Error: why,
+			})
+		}
+	}
+}
+
 // skipRest records a device's current and later steps as skipped and counts
 // it as done.
 func (e *engine) skipRest(ctx context.Context, d *device, why string) error {

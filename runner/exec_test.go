@@ -527,3 +527,76 @@ func TestRun_WaitsOutAHistoryFault(t *testing.T) {
 		}
 	})
 }
+
+// dropSkips loses the skipped records, as a process killed right after
+// recording a step's failure would.
+type dropSkips struct{ *state.Store }
+
+func (h dropSkips) Append(ctx context.Context, ev state.Event) error {
+	if ev.State == state.ExecSkipped {
+		return nil
+	}
+	return h.Store.Append(ctx, ev)
+}
+
+func TestResume_RecordsSkipsAFailureLeftOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clock := NewShiftedClock(mustTime(t, "2026-06-01T10:00:00Z"))
+		fleet := newFakeFleet(clock,
+			&fakeDevice{id: "bad", tags: siteX, work: time.Second},
+			&fakeDevice{id: "slow", tags: siteX, work: time.Second},
+		)
+		hub := fleet.hub()
+		inner := hub.invoke
+		ctx, crash := context.WithCancel(context.Background())
+		hub.invoke = func(c context.Context, id string, call MethodCall) (*iothub.MethodResponse, error) {
+			switch id {
+			case "bad":
+				return &iothub.MethodResponse{Status: 500}, nil
+			case "slow":
+				go func() {
+					time.Sleep(10 * time.Second)
+					crash()
+				}()
+				<-c.Done()
+				return nil, c.Err()
+			}
+			return inner(c, id, call)
+		}
+		job := testJob(t, `
+job "j" {
+  target { query = "tags.site = 'x'" }
+  step "update" {
+    method  = "m"
+    success = reported.status == "done"
+  }
+  step "reboot" {
+    method  = "m"
+    success = reported.status == "done"
+  }
+}`)
+		st := testStore(t)
+		res, err := testRunner(t, hub, dropSkips{st}, clock).Run(ctx, Request{Job: job})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Interrupted {
+			t.Fatalf("got %+v, want an interrupted run", res)
+		}
+		if x, ok := execsByKey(t, st, res.RunID)["bad/reboot"]; ok {
+			t.Fatalf("before resume: bad/reboot recorded %s, want it left out", x.State)
+		}
+		hub.invoke = inner
+		res, err = testRunner(t, hub, st, clock).Resume(context.Background(), res.RunID, Request{Job: job})
+		if err != nil {
+			t.Fatal(err)
+		}
+		xs := execsByKey(t, st, res.RunID)
+		if x := xs["bad/reboot"]; x.State != state.ExecSkipped || !strings.Contains(x.Error, `"update" failed`) {
+			t.Errorf("bad/reboot: got %s %q, want skipped because update failed", x.State, x.Error)
+		}
+		if res.Counts.Failed != 1 || res.Counts.Succeeded != 1 {
+			t.Errorf("got %+v, want one failed and one succeeded", res.Counts)
+		}
+	})
+}

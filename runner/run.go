@@ -313,6 +313,7 @@ func (r *Runner) Resume(ctx context.Context, runID string, req Request) (*Result
 			d.done, d.outcome = true, state.ExecSkipped
 		} else {
 			restoreDevice(d, job, byDev[sd.DeviceID])
+			e.skipUnrecorded(ctx, d, byDev[sd.DeviceID])
 		}
 		if !d.done {
 			open = append(open, d)
