@@ -129,9 +129,10 @@ func runHubflow(tb testing.TB, timeout time.Duration, env []string, args ...stri
 
 // child is a hubflow child process.
 type child struct {
-	cmd  *exec.Cmd
-	out  *lockedBuffer
-	done chan struct{}
+	cmd     *exec.Cmd
+	out     *lockedBuffer
+	done    chan struct{}
+	started time.Time
 }
 
 // startHubflow starts hubflow with args; the process is killed when the
@@ -149,7 +150,7 @@ func startHubflowAs(tb testing.TB, cred *syscall.Credential, env []string, args 
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}
-	c := &child{cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
+	c := &child{cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{}), started: time.Now()}
 	cmd.Stdout, cmd.Stderr = c.out, c.out
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)

@@ -735,18 +735,22 @@ func (e *engine) skipLater(ctx context.Context, d *device, why string) {
 	}
 }
 
-// skipUnrecorded records as skipped the steps after a device's failed or
-// timed-out one that the history does not have yet: a process stopped
-// between recording the failure and its consequence leaves them out.
+// skipUnrecorded records as skipped the steps after a device's failed,
+// timed-out or skipped one that the history does not have yet: a process
+// stopped between recording that step and its consequence for the later
+// ones leaves them out.
 func (e *engine) skipUnrecorded(ctx context.Context, d *device, execs []state.Execution) {
-	if !d.done || (d.outcome != state.ExecFailed && d.outcome != state.ExecTimedOut) {
+	if !d.done || d.outcome == state.ExecSucceeded {
 		return
 	}
 	have := make(map[int]bool, len(execs))
+	why := fmt.Sprintf("step %q %s", e.job.Steps[d.step].Name, strings.ReplaceAll(string(d.outcome), "_", " "))
 	for _, x := range execs {
 		have[x.StepIndex] = true
+		if x.StepIndex == d.step && d.outcome == state.ExecSkipped && x.Error != "" {
+			why = x.Error // the same reason as the step before
+		}
 	}
-	why := fmt.Sprintf("step %q %s", e.job.Steps[d.step].Name, strings.ReplaceAll(string(d.outcome), "_", " "))
 	for i := d.step + 1; i < len(e.job.Steps); i++ {
 		if !have[i] {
 			e.appendAsync(ctx, state.Event{
