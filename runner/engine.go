@@ -711,7 +711,7 @@ func (e *engine) finish(ctx context.Context, d *device, st state.ExecState, deta
 		e.doneLog = append(e.doneLog[:0], e.doneLog[i:]...)
 	}
 	if st == state.ExecFailed || st == state.ExecTimedOut {
-		e.skipLater(ctx, d, fmt.Sprintf("step %q %s", e.job.Steps[d.step].Name, strings.ReplaceAll(string(st), "_", " ")))
+		e.skipLater(ctx, d, e.endedWhy(d.step, st), nil)
 	}
 	if d.canary {
 		if st != state.ExecSucceeded {
@@ -725,9 +725,18 @@ func (e *engine) finish(ctx context.Context, d *device, st state.ExecState, deta
 	e.checkAbort(ctx)
 }
 
-// skipLater records the steps after a failed one as skipped.
-func (e *engine) skipLater(ctx context.Context, d *device, why string) {
+// endedWhy is the reason later steps are skipped after step ended in st.
+func (e *engine) endedWhy(step int, st state.ExecState) string {
+	return fmt.Sprintf("step %q %s", e.job.Steps[step].Name, strings.ReplaceAll(string(st), "_", " "))
+}
+
+// skipLater records the steps after a device's failed one as skipped,
+// except those recorded already.
+func (e *engine) skipLater(ctx context.Context, d *device, why string, recorded map[int]bool) {
 	for i := d.step + 1; i < len(e.job.Steps); i++ {
+		if recorded[i] {
+			continue
+		}
 		e.appendAsync(ctx, state.Event{
 			RunID: e.runID, DeviceID: d.id, Step: e.job.Steps[i].Name, StepIndex: i,
 			Kind: state.KindState, State: state.ExecSkipped, Error: why,
@@ -743,22 +752,15 @@ func (e *engine) skipUnrecorded(ctx context.Context, d *device, execs []state.Ex
 	if !d.done || d.outcome == state.ExecSucceeded {
 		return
 	}
-	have := make(map[int]bool, len(execs))
-	why := fmt.Sprintf("step %q %s", e.job.Steps[d.step].Name, strings.ReplaceAll(string(d.outcome), "_", " "))
+	recorded := make(map[int]bool, len(execs))
+	why := e.endedWhy(d.step, d.outcome)
 	for _, x := range execs {
-		have[x.StepIndex] = true
+		recorded[x.StepIndex] = true
 		if x.StepIndex == d.step && d.outcome == state.ExecSkipped && x.Error != "" {
 			why = x.Error // the same reason as the step before
 		}
 	}
-	for i := d.step + 1; i < len(e.job.Steps); i++ {
-		if !have[i] {
-			e.appendAsync(ctx, state.Event{
-				RunID: e.runID, DeviceID: d.id, Step: e.job.Steps[i].Name, StepIndex: i,
-				Kind: state.KindState, State: state.ExecSkipped, Error: why,
-			})
-		}
-	}
+	e.skipLater(ctx, d, why, recorded)
 }
 
 // skipRest records a device's current and later steps as skipped and counts

@@ -143,12 +143,7 @@ func (e *engine) invoke(ctx, startCtx context.Context, t task, step *jobs.Step) 
 		// twin read that waited out a hub outage), no call goes out after
 		// the step's timeout: the device would act on it while the run
 		// records the step as over.
-		ev := e.event(&t, state.KindState, state.ExecTimedOut)
-		ev.Error = fmt.Sprintf("no success within the step's timeout of %s", stepTimeout(step))
-		if t.progress != "" {
-			ev.Error += fmt.Sprintf(" (last progress %q)", t.progress)
-		}
-		return e.final(ctx, t, ev, outTimedOut)
+		return e.noSuccess(ctx, t, step)
 	}
 	t.attempt++
 	t.backSince, t.awaySeen = time.Time{}, false
@@ -304,9 +299,7 @@ func (e *engine) retry(ctx context.Context, t task, step *jobs.Step, now time.Ti
 	deadline := t.started.Add(stepTimeout(step))
 	at := now.Add(delay)
 	if !at.Before(deadline) {
-		ev := e.event(&t, state.KindState, state.ExecTimedOut)
-		ev.Error = fmt.Sprintf("%s until the step timed out (%s after its first attempt)", why, stepTimeout(step))
-		return e.final(ctx, t, ev, outTimedOut)
+		return e.timedOutWaiting(ctx, t, step, why)
 	}
 	ev := e.event(&t, state.KindState, state.ExecPending)
 	ev.Error = why
@@ -327,9 +320,7 @@ func (e *engine) retry(ctx context.Context, t task, step *jobs.Step, now time.Ti
 func (e *engine) await(ctx context.Context, t task, step *jobs.Step, now time.Time, delay time.Duration, why string) outcome {
 	at := now.Add(delay)
 	if !at.Before(t.started.Add(stepTimeout(step))) {
-		ev := e.event(&t, state.KindState, state.ExecTimedOut)
-		ev.Error = fmt.Sprintf("%s until the step timed out (%s after its first attempt)", why, stepTimeout(step))
-		return e.final(ctx, t, ev, outTimedOut)
+		return e.timedOutWaiting(ctx, t, step, why)
 	}
 	ev := e.event(&t, state.KindNote, "")
 	ev.Detail = fmt.Sprintf("attempt %d: %s; the twin is read again at %s", t.attempt, why, at.UTC().Format(time.RFC3339))
@@ -342,6 +333,23 @@ func (e *engine) await(ctx context.Context, t task, step *jobs.Step, now time.Ti
 	o.at = at
 	o.reached = true
 	return o
+}
+
+// noSuccess records that the step's timeout passed without its success.
+func (e *engine) noSuccess(ctx context.Context, t task, step *jobs.Step) outcome {
+	ev := e.event(&t, state.KindState, state.ExecTimedOut)
+	ev.Error = fmt.Sprintf("no success within the step's timeout of %s", stepTimeout(step))
+	if t.progress != "" {
+		ev.Error += fmt.Sprintf(" (last progress %q)", t.progress)
+	}
+	return e.final(ctx, t, ev, outTimedOut)
+}
+
+// timedOutWaiting records that the step timed out while waiting for why.
+func (e *engine) timedOutWaiting(ctx context.Context, t task, step *jobs.Step, why string) outcome {
+	ev := e.event(&t, state.KindState, state.ExecTimedOut)
+	ev.Error = fmt.Sprintf("%s until the step timed out (%s after its first attempt)", why, stepTimeout(step))
+	return e.final(ctx, t, ev, outTimedOut)
 }
 
 // final records a step's final state and returns the outcome.
@@ -382,12 +390,7 @@ func (e *engine) follow1(ctx context.Context, t task, step *jobs.Step) outcome {
 			if ctx.Err() != nil {
 				return t.out(outInterrupted, "")
 			}
-			ev := e.event(&t, state.KindState, state.ExecTimedOut)
-			ev.Error = fmt.Sprintf("no success within the step's timeout of %s", stepTimeout(step))
-			if t.progress != "" {
-				ev.Error += fmt.Sprintf(" (last progress %q)", t.progress)
-			}
-			return e.final(ctx, t, ev, outTimedOut)
+			return e.noSuccess(ctx, t, step)
 		case <-ctx.Done():
 			ev := e.event(&t, state.KindNote, "")
 			ev.Detail = "interrupted while following the device; the run carries on from its twin when resumed"
