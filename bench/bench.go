@@ -238,7 +238,7 @@ func runSize(ctx context.Context, cfg *Config, wf workflow, quota *Quota, rate f
 		topology: topology, dir: dir, fleetFile: filepath.Join(dir, "fleet.hcl"),
 		fleetSrc: []byte(fleetHCL(n, cfg.Sample, cfg.Stage)), devices: n + cfg.Sample,
 		executable: cfg.Executable, hub: cfg.Hub, roots: cfg.Roots, caFile: cfg.CAFile, gateway: cfg.Gateway,
-		limit: fileLimit(), log: cfg.Logger,
+		limit: fileLimit(), persist: cfg.Tier != "", log: cfg.Logger,
 	})
 	if err != nil {
 		return Result{}, err

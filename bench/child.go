@@ -212,7 +212,10 @@ func startChildren(ctx context.Context, c sideConfig) (*children, error) {
 }
 
 func (ch *children) startEmulator(ctx context.Context, httpsAddr, mqttAddr, tier string, units int) error {
-	args := []string{"emulator", "-https", httpsAddr, "-mqtt", mqttAddr, "-data", filepath.Join(ch.c.dir, "emulator")}
+	args := []string{"emulator", "-https", httpsAddr, "-mqtt", mqttAddr}
+	if ch.c.persist {
+		args = append(args, "-data", filepath.Join(ch.c.dir, "emulator"))
+	}
 	if tier != "" {
 		args = append(args, "-tier", tier, "-units", fmt.Sprint(units))
 	}

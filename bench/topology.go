@@ -115,7 +115,12 @@ type sideConfig struct {
 	caFile     string                   // CA file of the external hub, for a child fleet
 	gateway    string                   // MQTT host:port of the external hub, or ""
 	limit      uint64                   // file limit
-	log        *slog.Logger
+	// persist keeps the emulator's registry on disk in dir, for a hub that
+	// is restarted with quotas on. Otherwise the hub keeps it in memory
+	// only, as a hub's storage is not part of what is measured, and its
+	// periodic snapshots of every twin would be.
+	persist bool
+	log     *slog.Logger
 }
 
 func startHubSide(ctx context.Context, c sideConfig) (hubSide, error) {
@@ -148,7 +153,10 @@ func startInProcess(ctx context.Context, c sideConfig) (*inProcess, error) {
 	if err != nil {
 		return nil, err
 	}
-	data := filepath.Join(c.dir, "emulator")
+	data := ""
+	if c.persist {
+		data = filepath.Join(c.dir, "emulator")
+	}
 	emu, err := emulator.Start(ctx, emulator.Options{DataDir: data, Logger: c.log, WitnessLimit: witnessLimit})
 	if err != nil {
 		return nil, fmt.Errorf("start emulator: %w", err)

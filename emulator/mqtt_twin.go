@@ -60,7 +60,7 @@ func (h *Hub) mqttTwinGet(cl *mqtt.Client, d *device, rid string) {
 		"reported": deviceSection(d.twin.reported, d.twin.repVer),
 	}
 	d.mu.Unlock()
-	body, _ := json.Marshal(doc)
+	body, _ := marshalJSON(doc)
 	h.twinAnswer(cl, d, 200, rid, 0, body)
 }
 

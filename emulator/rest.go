@@ -3,7 +3,6 @@ package emulator
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -134,7 +133,7 @@ func splitPath(escaped string) ([]string, error) {
 
 // writeJSON answers status with v encoded as JSON.
 func (h *Hub) writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
+	b, err := marshalJSON(v)
 	if err != nil {
 		h.writeError(w, http.StatusInternalServerError, iothub.CodeServerError, "encode response", nil)
 		return

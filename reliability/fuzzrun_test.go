@@ -16,8 +16,9 @@ import (
 const envFuzzTime = "HUBFLOW_FUZZTIME"
 
 // fuzzTargets are hubflow's fuzz targets by package: the job-file loader,
-// the emulator's query parser and request bodies, MQTT topics, connection
-// strings, hub error bodies, and the quoting of device ids in queries.
+// the emulator's query parser, request bodies and JSON encoding, MQTT
+// topics, connection strings, hub error bodies, and the quoting of device
+// ids in queries.
 var fuzzTargets = []struct{ pkg, name string }{
 	{"../jobs", "FuzzLoad"},
 	{"../emulator/query", "FuzzParse"},
@@ -27,6 +28,7 @@ var fuzzTargets = []struct{ pkg, name string }{
 	{"../emulator", "FuzzMethodBody"},
 	{"../emulator", "FuzzDeviceTopic"},
 	{"../emulator", "FuzzDevicePayload"},
+	{"../emulator", "FuzzMarshalJSON"},
 	{"../iothub", "FuzzParseConnectionString"},
 	{"../iothub", "FuzzParseDeviceTopic"},
 	{"../iothub", "FuzzParseError"},
