@@ -203,7 +203,7 @@ func (s *Step) Observe(dev Device) Observation {
 	ctx := s.env.context(dev, s.needs)
 	var diags hcl.Diagnostics
 	if s.Progress != nil {
-		v, d := evaluate(s.Progress, ctx)
+		v, d := evaluateCalls(s.Progress, ctx, s.callsOf(0, s.Progress))
 		if d.HasErrors() {
 			diags = append(diags, d...)
 		} else {
@@ -211,9 +211,9 @@ func (s *Step) Observe(dev Device) Observation {
 		}
 	}
 	var d hcl.Diagnostics
-	o.Success, d = condition(s.Success, ctx, "success")
+	o.Success, d = condition(s.Success, ctx, s.callsOf(1, s.Success), "success")
 	diags = append(diags, d...)
-	o.Failure, d = condition(s.Failure, ctx, "failure")
+	o.Failure, d = condition(s.Failure, ctx, s.callsOf(2, s.Failure), "failure")
 	diags = append(diags, d...)
 	if diags.HasErrors() {
 		o.Err = &EvalError{Diagnostics: errorsOnly(diags)}
@@ -221,11 +221,21 @@ func (s *Step) Observe(dev Device) Observation {
 	return o
 }
 
-func condition(expr hcl.Expression, ctx *hcl.EvalContext, what string) (bool, hcl.Diagnostics) {
+// callsOf returns what expression i (progress, success, failure) calls, as
+// found when the step was loaded, or finds it now for an expression set
+// since.
+func (s *Step) callsOf(i int, expr hcl.Expression) *calls {
+	if s.calls[i] != nil && s.calls[i].expr == expr {
+		return s.calls[i]
+	}
+	return findCalls(expr, s.env.funcs)
+}
+
+func condition(expr hcl.Expression, ctx *hcl.EvalContext, c *calls, what string) (bool, hcl.Diagnostics) {
 	if expr == nil {
 		return false, nil
 	}
-	v, diags := evaluate(expr, ctx)
+	v, diags := evaluateCalls(expr, ctx, c)
 	if diags.HasErrors() {
 		return false, diags
 	}

@@ -199,41 +199,40 @@ func (b *budget) chargeValue(v cty.Value) error {
 	return b.charge(n)
 }
 
-// context returns the context to evaluate expr in: a child of ctx (which
-// may be nil) whose functions are those expr calls, wrapped to count what
-// they build, and the hooks guard inserted. It returns ctx itself when
-// expr calls nothing.
-func (b *budget) context(expr hcl.Expression, ctx *hcl.EvalContext) (*hcl.EvalContext, hcl.Diagnostics) {
+// calls is what an expression calls: the functions and hooks its
+// evaluation is given, each once. It depends only on the expression and on
+// the functions on offer, so that an expression evaluated over and over (a
+// step's conditions, at every observation of every device) is walked once.
+type calls struct {
+	expr    hcl.Expression  // the expression
+	names   []string        // functions on offer and hooks it calls
+	unknown bool            // it calls a function that is not on offer
+	diags   hcl.Diagnostics // it calls functions where none are on offer
+}
+
+// findCalls finds what expr calls among available (nil: no functions on
+// offer). Only native syntax is guarded: JSON var files are read with a nil
+// context, where JSON strings are not templates.
+func findCalls(expr hcl.Expression, available map[string]function.Function) *calls {
+	c := &calls{expr: expr}
 	node, ok := expr.(hclsyntax.Node)
 	if !ok {
-		// Only native syntax is guarded; JSON var files are read with a
-		// nil context, where JSON strings are not templates.
-		return ctx, nil
+		return c
 	}
-	var available map[string]function.Function
-	if ctx != nil {
-		available = ctx.Functions
-	}
-	funcs := map[string]function.Function{}
-	unknown := false
-	var diags hcl.Diagnostics
+	seen := map[string]bool{}
 	hclsyntax.VisitAll(node, func(n hclsyntax.Node) hcl.Diagnostics {
 		call, ok := n.(*hclsyntax.FunctionCallExpr)
-		if !ok {
+		if !ok || seen[call.Name] {
 			return nil
 		}
-		if _, done := funcs[call.Name]; done {
-			return nil
-		}
+		seen[call.Name] = true
 		switch {
-		case call.Name == hookIterations:
-			funcs[call.Name] = b.hook(true)
-		case call.Name == hookValue:
-			funcs[call.Name] = b.hook(false)
+		case isHook(call.Name):
+			c.names = append(c.names, call.Name)
 		case available == nil:
-			if len(diags) == 0 {
+			if len(c.diags) == 0 {
 				// What HCL says when it has no functions to call.
-				diags = append(diags, &hcl.Diagnostic{
+				c.diags = append(c.diags, &hcl.Diagnostic{
 					Severity: hcl.DiagError,
 					Summary:  "Function calls not allowed",
 					Detail:   "Functions may not be called here.",
@@ -241,29 +240,58 @@ func (b *budget) context(expr hcl.Expression, ctx *hcl.EvalContext) (*hcl.EvalCo
 				})
 			}
 		default:
-			if f, ok := available[call.Name]; ok {
-				funcs[call.Name] = b.wrap(call.Name, f)
+			if _, ok := available[call.Name]; ok {
+				c.names = append(c.names, call.Name)
 			} else {
-				unknown = true
+				c.unknown = true
 			}
 		}
 		return nil
 	})
-	if len(diags) > 0 {
-		return nil, diags
+	return c
+}
+
+func functionsOf(ctx *hcl.EvalContext) map[string]function.Function {
+	if ctx == nil {
+		return nil
 	}
-	if len(funcs) == 0 {
+	return ctx.Functions
+}
+
+// context returns the context to evaluate an expression that makes calls
+// c in: a child of ctx (which may be nil) whose functions are those the
+// expression calls, wrapped to count what they build, and the hooks guard
+// inserted. It returns ctx itself when the expression calls nothing.
+func (b *budget) context(c *calls, ctx *hcl.EvalContext) (*hcl.EvalContext, hcl.Diagnostics) {
+	if len(c.diags) > 0 {
+		return nil, c.diags
+	}
+	if len(c.names) == 0 {
 		return ctx, nil
+	}
+	available := functionsOf(ctx)
+	funcs := make(map[string]function.Function, len(c.names))
+	for _, name := range c.names {
+		switch name {
+		case hookIterations:
+			funcs[name] = b.hook(true)
+		case hookValue:
+			funcs[name] = b.hook(false)
+		default:
+			funcs[name] = b.wrap(name, available[name])
+		}
 	}
 	if ctx == nil {
 		return &hcl.EvalContext{Functions: funcs}, nil
 	}
 	child := ctx.NewChild()
-	for name, f := range available {
-		if _, ok := funcs[name]; !ok && unknown {
-			// So that HCL's "did you mean" for an unknown function still
-			// sees every name.
-			funcs[name] = f
+	if c.unknown {
+		for name, f := range available {
+			if _, ok := funcs[name]; !ok {
+				// So that HCL's "did you mean" for an unknown function
+				// still sees every name.
+				funcs[name] = f
+			}
 		}
 	}
 	child.Functions = funcs
@@ -599,8 +627,13 @@ func formatWidths(f string) (float64, int) {
 // MaxExpressionBytes and MaxNumberExponent. Its diagnostics carry no
 // evaluation context.
 func evaluate(expr hcl.Expression, ctx *hcl.EvalContext) (cty.Value, hcl.Diagnostics) {
+	return evaluateCalls(expr, ctx, findCalls(expr, functionsOf(ctx)))
+}
+
+// evaluateCalls is evaluate for an expression whose calls c are known.
+func evaluateCalls(expr hcl.Expression, ctx *hcl.EvalContext, c *calls) (cty.Value, hcl.Diagnostics) {
 	b := &budget{}
-	evalCtx, diags := b.context(expr, ctx)
+	evalCtx, diags := b.context(c, ctx)
 	if diags.HasErrors() {
 		return cty.DynamicVal, diags
 	}

@@ -67,6 +67,8 @@ type Step struct {
 
 	env   *evalEnv
 	needs map[string]needTree
+	// calls of progress, success and failure.
+	calls [3]*calls
 	// normalized expression text for the hash.
 	norm [3]string
 }
@@ -169,6 +171,7 @@ func (l *loader) decodeStep(b *hcl.Block, jobName string, env *evalEnv) (*Step, 
 			s.Failure = attr.Expr
 		}
 		s.norm[i] = l.normalizeExpr(attr.Expr)
+		s.calls[i] = findCalls(attr.Expr, env.funcs)
 	}
 	s.needs = map[string]needTree{}
 	for _, e := range []hcl.Expression{s.Progress, s.Success, s.Failure} {
