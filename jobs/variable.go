@@ -260,7 +260,7 @@ func (v *Variable) convert(val cty.Value) (cty.Value, error) {
 	if v.defaults != nil {
 		val = v.defaults.Apply(val)
 	}
-	return convert.Convert(val, v.Type)
+	return convertValue(val, v.Type)
 }
 
 // setRaw sets a variable from a string given outside HCL (environment or
