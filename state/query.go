@@ -294,7 +294,9 @@ type TimelineEntry struct {
 
 // DeviceTimeline returns the device's executions across runs, oldest first,
 // each with its events (state changes, progress changes, notes) in the order
-// they were recorded. limit bounds the number of runs looked at, newest
+// they were recorded. In a run where the device was skipped before any
+// step (when the targets were resolved), its entry has no step, the state
+// skipped and the reason as its error. limit bounds the number of runs looked at, newest
 // kept; 0 means all.
 func (s *Store) DeviceTimeline(ctx context.Context, deviceID string, limit int) ([]TimelineEntry, error) {
 	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
@@ -363,6 +365,9 @@ func deviceRunTimeline(ctx context.Context, tx *sql.Tx, runNo int64, runID, job,
 	if err := rows.Close(); err != nil {
 		return nil, err
 	}
+	if len(out) == 0 {
+		return notRun(ctx, tx, runNo, runID, job, deviceID)
+	}
 	rows, err = tx.QueryContext(ctx, `SELECT id, step, kind, state, attempt, progress, method_status, response, detail,
 		error, observed_ms FROM events WHERE run_no = ? AND device_id = ? ORDER BY id`, runNo, deviceID)
 	if err != nil {
@@ -398,6 +403,27 @@ func deviceRunTimeline(ctx context.Context, tx *sql.Tx, runNo int64, runID, job,
 		out[i].Events = append(out[i].Events, ev)
 	}
 	return out, rows.Err()
+}
+
+// notRun is the timeline of a device that ran no step in a run: one that
+// was skipped when the targets were resolved (it does not exist, its time
+// zone is unknown…) says so, with the reason as its one event, observed
+// when it was recorded; one still waiting for its first step has none.
+func notRun(ctx context.Context, tx *sql.Tx, runNo int64, runID, job, deviceID string) ([]TimelineEntry, error) {
+	var st, reason string
+	var ended sql.NullInt64
+	err := tx.QueryRowContext(ctx, `SELECT state, skip_reason, ended_ms FROM run_devices WHERE run_no = ? AND device_id = ?`,
+		runNo, deviceID).Scan(&st, &reason, &ended)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && (ExecState(st) != ExecSkipped || reason == "")) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	at := fromMillis(ended.Int64)
+	x := Execution{RunID: runID, DeviceID: deviceID, State: ExecSkipped, Error: reason, EndedAt: at, UpdatedAt: at}
+	ev := Event{RunID: runID, DeviceID: deviceID, Kind: KindState, State: ExecSkipped, Error: reason, ObservedAt: at}
+	return []TimelineEntry{{Job: job, Execution: x, Events: []Event{ev}}}, nil
 }
 
 // PruneResult counts what Prune removed (or, for a dry run, would remove).

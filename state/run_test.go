@@ -172,6 +172,17 @@ func TestStore_RecordTargets(t *testing.T) {
 	if c.State != state.ExecSkipped || c.SkipReason != targets[2].SkipReason {
 		t.Errorf("skipped device: got %s (%q)", c.State, c.SkipReason)
 	}
+	tl, err := s.DeviceTimeline(ctx, "c", 0)
+	if err != nil || len(tl) != 1 || len(tl[0].Events) != 1 {
+		t.Fatalf("timeline of the skipped device: got %+v (%v), want one entry with one event", tl, err)
+	}
+	if x, ev := tl[0].Execution, tl[0].Events[0]; x.RunID != "r" || x.Step != "" || x.State != state.ExecSkipped || x.Error != targets[2].SkipReason ||
+		ev.State != state.ExecSkipped || ev.Error != targets[2].SkipReason || ev.ObservedAt.IsZero() {
+		t.Errorf("timeline of the skipped device: got %+v, event %+v; want skipped with the reason", x, ev)
+	}
+	if tl, err := s.DeviceTimeline(ctx, "b", 0); err != nil || len(tl) != 0 {
+		t.Errorf("timeline of a device that has not started: got %+v (%v), want none", tl, err)
+	}
 	if err := s.RecordTargets(ctx, "nope", targets); !errors.Is(err, state.ErrRunNotFound) {
 		t.Errorf("unknown run: got %v, want ErrRunNotFound", err)
 	}

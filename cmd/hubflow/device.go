@@ -133,7 +133,7 @@ func writeTimeline(w io.Writer, format string, tl []state.TimelineEntry) error {
 			if ev.Detail != "" {
 				detail = strings.TrimSpace(ev.Detail + " " + detail)
 			}
-			tw.row("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", tableTime(ev.ObservedAt), e.Execution.RunID, ev.Step, ev.Kind,
+			tw.row("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", tableTime(ev.ObservedAt), e.Execution.RunID, dash(ev.Step), ev.Kind,
 				dash(string(ev.State)), dash(attemptText(ev.Attempt)), dash(statusText(ev.MethodStatus)),
 				dash(progressText(ev.Progress)), oneLine(detail))
 		}

@@ -171,6 +171,7 @@ func TestHistoryCommands_Golden(t *testing.T) {
 		{"device.txt", "device", []string{"press-01"}},
 		{"device.json", "device", []string{"press-01", "-o", "json"}},
 		{"device.csv", "device", []string{"press-02", "-o", "csv"}},
+		{"device_skipped.txt", "device", []string{"press-04"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {
