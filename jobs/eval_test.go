@@ -339,3 +339,22 @@ func TestFunctions(t *testing.T) {
 		})
 	}
 }
+
+// TestStep_expressionText checks the expressions' source as plan shows it:
+// as written on one line, and one line for one written over several.
+func TestStep_expressionText(t *testing.T) {
+	s := loadStep(t, `progress = reported.firmwareStatus
+    success = (
+      reported.fw  ==  "2.1.0 # not a comment" # the version
+      && try(reported.ok, false)   // and the flag
+    )`)
+	if got, want := s.ProgressText, "reported.firmwareStatus"; got != want {
+		t.Errorf("ProgressText = %q, want %q", got, want)
+	}
+	if got, want := s.SuccessText, `( reported.fw  ==  "2.1.0 # not a comment" && try(reported.ok, false) )`; got != want {
+		t.Errorf("SuccessText = %q, want %q", got, want)
+	}
+	if s.FailureText != "" {
+		t.Errorf("FailureText = %q, want none", s.FailureText)
+	}
+}

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"bytes"
 	"fmt"
 	"sort"
 	"strings"
@@ -239,6 +240,36 @@ func (l *loader) normalizeExpr(expr hcl.Expression) string {
 		parts = append(parts, string(t.Bytes))
 	}
 	return strings.Join(parts, " ")
+}
+
+// oneLine is expr's source as written, for display, with the line breaks
+// and comments of an expression written over several lines each made one
+// space.
+func (l *loader) oneLine(expr hcl.Expression) string {
+	src := l.exprSource(expr.Range())
+	toks, diags := hclsyntax.LexExpression(src, "", hcl.InitialPos)
+	if diags.HasErrors() {
+		return strings.Join(strings.Fields(string(src)), " ")
+	}
+	var b strings.Builder
+	prev := -1 // end of the last token written
+	for _, t := range toks {
+		switch t.Type {
+		case hclsyntax.TokenNewline, hclsyntax.TokenComment, hclsyntax.TokenEOF:
+			continue
+		}
+		if prev >= 0 && prev <= t.Range.Start.Byte {
+			gap := src[prev:t.Range.Start.Byte]
+			if len(bytes.TrimSpace(gap)) > 0 || bytes.ContainsAny(gap, "\r\n") {
+				b.WriteByte(' ')
+			} else {
+				b.Write(gap)
+			}
+		}
+		b.Write(t.Bytes)
+		prev = t.Range.End.Byte
+	}
+	return b.String()
 }
 
 // needTree records, for one root (reported, desired or tags), every

@@ -57,6 +57,9 @@ type Step struct {
 	Progress hcl.Expression
 	Success  hcl.Expression
 	Failure  hcl.Expression
+	// ProgressText, SuccessText and FailureText are those expressions as
+	// written, on one line, for people reviewing a plan; "" when absent.
+	ProgressText, SuccessText, FailureText string
 	// Timeout bounds the step from invocation to success.
 	Timeout time.Duration
 	Retry   Retry
@@ -162,13 +165,14 @@ func (l *loader) decodeStep(b *hcl.Block, jobName string, env *evalEnv) (*Step, 
 			want = cty.DynamicPseudoType
 		}
 		ad.diags = append(ad.diags, l.probeExpr(attr.Expr, jobName, name, want)...)
+		text := l.oneLine(attr.Expr)
 		switch name {
 		case "progress":
-			s.Progress = attr.Expr
+			s.Progress, s.ProgressText = attr.Expr, text
 		case "success":
-			s.Success = attr.Expr
+			s.Success, s.SuccessText = attr.Expr, text
 		case "failure":
-			s.Failure = attr.Expr
+			s.Failure, s.FailureText = attr.Expr, text
 		}
 		s.norm[i] = l.normalizeExpr(attr.Expr)
 		s.calls[i] = findCalls(attr.Expr, env.funcs)

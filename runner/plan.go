@@ -81,6 +81,11 @@ type PlanStep struct {
 	HasProgress     bool            `json:"has_progress"`
 	HasSuccess      bool            `json:"has_success"`
 	HasFailure      bool            `json:"has_failure"`
+	// Progress, Success and Failure are the expressions as written, on
+	// one line; "" when absent.
+	Progress string `json:"progress,omitempty"`
+	Success  string `json:"success,omitempty"`
+	Failure  string `json:"failure,omitempty"`
 }
 
 // PlanRollout is the job's rollout settings.
@@ -154,6 +159,7 @@ func (r *Runner) Plan(ctx context.Context, job *jobs.Job, o PlanOptions) (*Plan,
 		ps := PlanStep{
 			Name: s.Name, Kind: "desired", Timeout: stepTimeout(s), Attempts: retryAttempts(s), Backoff: retryBackoff(s),
 			HasProgress: s.Progress != nil, HasSuccess: s.Success != nil, HasFailure: s.Failure != nil,
+			Progress: s.ProgressText, Success: s.SuccessText, Failure: s.FailureText,
 			Sensitive: s.Sensitive,
 		}
 		if s.IsMethod() {

@@ -140,6 +140,11 @@ func writePlan(w io.Writer, p *runner.Plan, file string, now time.Time) {
 	fmt.Fprintln(w, "\nSteps:")
 	for i, s := range p.Steps {
 		fmt.Fprintf(w, "  %d. %s: %s\n", i+1, s.Name, stepText(s))
+		for _, e := range [][2]string{{"progress", s.Progress}, {"success", s.Success}, {"failure", s.Failure}} {
+			if e[1] != "" {
+				fmt.Fprintf(w, "       %-8s = %s\n", e[0], e[1])
+			}
+		}
 	}
 
 	fmt.Fprintf(w, "\nRollout: %s\n", rolloutText(p.Rollout))
@@ -301,9 +306,12 @@ type planStepView struct {
 	Timeout         string          `json:"timeout"`
 	Attempts        int             `json:"attempts"`
 	Backoff         string          `json:"backoff"`
-	Progress        bool            `json:"has_progress"`
-	Success         bool            `json:"has_success"`
-	Failure         bool            `json:"has_failure"`
+	HasProgress     bool            `json:"has_progress"`
+	HasSuccess      bool            `json:"has_success"`
+	HasFailure      bool            `json:"has_failure"`
+	Progress        string          `json:"progress,omitempty"`
+	Success         string          `json:"success,omitempty"`
+	Failure         string          `json:"failure,omitempty"`
 }
 
 type rolloutView struct {
@@ -362,7 +370,8 @@ func planJSON(p *runner.Plan, now time.Time) planView {
 			Name: s.Name, Kind: s.Kind, Method: s.Method, Payload: s.Payload, Desired: s.Desired, Sensitive: s.Sensitive,
 			ResponseTimeout: durText(s.ResponseTimeout), ConnectTimeout: durText(s.ConnectTimeout), AcceptStatus: s.AcceptStatus,
 			Timeout: durText(s.Timeout), Attempts: s.Attempts, Backoff: durText(s.Backoff),
-			Progress: s.HasProgress, Success: s.HasSuccess, Failure: s.HasFailure,
+			HasProgress: s.HasProgress, HasSuccess: s.HasSuccess, HasFailure: s.HasFailure,
+			Progress: s.Progress, Success: s.Success, Failure: s.Failure,
 		})
 	}
 	for _, z := range p.Windows {
