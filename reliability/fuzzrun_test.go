@@ -17,8 +17,8 @@ const envFuzzTime = "HUBFLOW_FUZZTIME"
 
 // fuzzTargets are hubflow's fuzz targets by package: the job-file loader,
 // the emulator's query parser, request bodies and JSON encoding, MQTT
-// topics, connection strings, hub error bodies, and the quoting of device
-// ids in queries.
+// topics, connection strings, hub error bodies, the decoding of query
+// pages of twins, and the quoting of device ids in queries.
 var fuzzTargets = []struct{ pkg, name string }{
 	{"../jobs", "FuzzLoad"},
 	{"../emulator/query", "FuzzParse"},
@@ -32,6 +32,7 @@ var fuzzTargets = []struct{ pkg, name string }{
 	{"../iothub", "FuzzParseConnectionString"},
 	{"../iothub", "FuzzParseDeviceTopic"},
 	{"../iothub", "FuzzParseError"},
+	{"../iothub/service", "FuzzFastTwins"},
 	{".", "FuzzQuoteDeviceID"},
 }
 

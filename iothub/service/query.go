@@ -155,6 +155,10 @@ func decodeTwinPage(body []byte) ([]*iothub.Twin, string, error) {
 	case len(b) == 0:
 		return nil, "", fmt.Errorf("query answer is empty")
 	case b[0] == '[':
+		var ok bool
+		if twins, ok = fastTwins(b); ok {
+			break
+		}
 		if err := json.Unmarshal(b, &twins); err != nil {
 			return nil, "", fmt.Errorf("query answer is not a JSON array of twins: %v", err)
 		}
