@@ -86,12 +86,15 @@ func (d *twinDecoder) literal(word string) bool {
 
 // twin decodes one twin object, or returns nil.
 func (d *twinDecoder) twin() *iothub.Twin {
-	// The members of a twin, as iothub.Twin names them.
-	twinFields := [...]string{"deviceId", "moduleId", "etag", "deviceEtag", "version", "status", "statusReason",
-		"statusUpdateTime", "connectionState", "lastActivityTime", "cloudToDeviceMessageCount", "authenticationType",
-		"tags", "properties", "capabilities", "x509Thumbprint"}
+	// The members of a twin, as iothub.Twin names them: its strings
+	// first, in the order of strs below.
+	twinFields := [...]string{"deviceId", "moduleId", "etag", "deviceEtag", "status", "statusReason",
+		"statusUpdateTime", "connectionState", "lastActivityTime", "authenticationType",
+		"version", "cloudToDeviceMessageCount", "tags", "properties", "capabilities", "x509Thumbprint"}
 	d.space()
 	t := &iothub.Twin{}
+	strs := [...]*string{&t.DeviceID, &t.ModuleID, &t.ETag, &t.DeviceETag, &t.Status, &t.StatusReason,
+		&t.StatusUpdateTime, &t.ConnectionState, &t.LastActivityTime, &t.AuthenticationType}
 	var seen [len(twinFields)]bool
 	ok := d.members(func(key string) bool {
 		f := fieldIndex(key, twinFields[:])
@@ -103,27 +106,10 @@ func (d *twinDecoder) twin() *iothub.Twin {
 			return false
 		}
 		seen[f] = true
+		if f < len(strs) {
+			return d.stringField(strs[f])
+		}
 		switch twinFields[f] {
-		case "deviceId":
-			return d.stringField(&t.DeviceID)
-		case "moduleId":
-			return d.stringField(&t.ModuleID)
-		case "etag":
-			return d.stringField(&t.ETag)
-		case "deviceEtag":
-			return d.stringField(&t.DeviceETag)
-		case "status":
-			return d.stringField(&t.Status)
-		case "statusReason":
-			return d.stringField(&t.StatusReason)
-		case "statusUpdateTime":
-			return d.stringField(&t.StatusUpdateTime)
-		case "connectionState":
-			return d.stringField(&t.ConnectionState)
-		case "lastActivityTime":
-			return d.stringField(&t.LastActivityTime)
-		case "authenticationType":
-			return d.stringField(&t.AuthenticationType)
 		case "version":
 			return d.intField(&t.Version, 64)
 		case "cloudToDeviceMessageCount":
