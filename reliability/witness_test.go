@@ -25,8 +25,9 @@ type deviceTruth struct {
 	// rebooted is when the hub received the first rebootTime reported after
 	// the first rebootDevice call reached the device.
 	rebooted time.Time
-	// nCompleted and nRebooted count every firmwareStatus "completed" and
-	// every rebootTime the hub received.
+	// nCompleted and nRebooted count the firmware updates completed and
+	// the reboots the hub was told of (by their times: a patch sent again
+	// is counted once).
 	nCompleted, nRebooted int
 }
 
@@ -76,20 +77,30 @@ func witness(h hubLog, ids []string) map[string]*deviceTruth {
 		}
 	}
 	for id, d := range out {
+		// A patch whose acknowledgement the device never got (the hub went
+		// away just after applying it) is sent again as it was: the same
+		// reboot or update, told twice. A second one carries its own time.
+		reboots, completions := map[string]bool{}, map[string]bool{}
 		for _, p := range h.ReportedLog(id) {
 			var patch map[string]any
 			if json.Unmarshal(p.Patch, &patch) != nil {
 				continue
 			}
-			if _, ok := patch["rebootTime"]; ok {
-				d.nRebooted++
+			if at, ok := patch["rebootTime"]; ok {
+				if key := fmt.Sprint(at); !reboots[key] {
+					reboots[key] = true
+					d.nRebooted++
+				}
 				if d.rebooted.IsZero() && len(d.reboots) > 0 && p.Received.After(d.reboots[0].Sent) {
 					d.rebooted = p.Received
 				}
 			}
 			switch patch["firmwareStatus"] {
 			case simulator.StatusCompleted:
-				d.nCompleted++
+				if key := fmt.Sprint(patch["lastFirmwareUpdate"]); !completions[key] {
+					completions[key] = true
+					d.nCompleted++
+				}
 				if d.completed.IsZero() && patch["fwVersion"] == "2.1.0" {
 					d.completed = p.Received
 				}

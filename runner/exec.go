@@ -492,8 +492,9 @@ const settleQuiet = 3 * time.Second
 // progress value where the step has one) means following it. Otherwise the
 // call is sent again only once the device is connected and has shown
 // nothing for settleQuiet, counted from the attempt or from its return
-// after being seen disconnected (a device rebooting on the lost call is
-// disconnected, then reports on its return). done is false when the step
+// after being seen disconnected or going unseen while its twin could not
+// be read (a device rebooting on the lost call is disconnected, then
+// reports on its return). done is false when the step
 // is to be invoked again.
 func (e *engine) reconcile(ctx context.Context, t task, step *jobs.Step) (outcome, bool) {
 	if t.started.IsZero() {
@@ -510,6 +511,11 @@ func (e *engine) reconcile(ctx context.Context, t task, step *jobs.Step) (outcom
 			ev.Error = "device not found in the hub"
 			return e.final(ctx, t, ev, outFailed), true
 		}
+		// Whatever the device did meanwhile went unseen: once the twin can
+		// be read again, a device found connected may have just come back
+		// from acting on the call, so its quiet time starts then, as after
+		// being seen away.
+		t.awaySeen, t.backSince = true, time.Time{}
 		return e.await(ctx, t, step, e.r.clock.Now(), backoffDelay(time.Second, 0, 0.2), "twin unreadable: "+err.Error()), true
 	}
 	if o, done := e.observe(ctx, &t, step, twin); done {

@@ -366,6 +366,39 @@ func TestExecute_NotOnlineAfterTheCallReachedTheDevice(t *testing.T) {
 	})
 }
 
+func TestExecute_HubUnreachableWhileTheDeviceActed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clock := NewShiftedClock(mustTime(t, "2026-06-01T10:00:00Z"))
+		start := clock.Now()
+		// The hub goes down as the call reaches the device (the caller gets
+		// 503), and stays down while the device reboots on it. The device
+		// is back at 12 s, before the runner can read a twin again at
+		// 12.2 s, and reports that it is done at 14 s: seen connected and
+		// silent at first, it must not be called again.
+		back, up := start.Add(12*time.Second), start.Add(12200*time.Millisecond)
+		dev := &fakeDevice{id: "boot", tags: siteX, work: 14 * time.Second,
+			away: func(now time.Time) bool { return !now.Before(start) && now.Before(back) }}
+		fleet := newFakeFleet(clock, dev)
+		fleet.down = func(now time.Time) bool { return now.After(start) && now.Before(up) }
+		fleet.answer = func(d *fakeDevice, n int, now time.Time) (*iothub.MethodResponse, error) {
+			if n == 0 {
+				d.invokedAt, d.updatedAt = now, now
+				d.reported["status"] = "working"
+				return nil, &iothub.Error{Status: 503, Code: iothub.CodeServiceUnavailable, Message: "The hub is shutting down."}
+			}
+			return &iothub.MethodResponse{Status: 200}, nil
+		}
+		res, st := runFake(t, fleet, stepJob)
+		x := execsByKey(t, st, res.RunID)["boot/s"]
+		if x.State != state.ExecSucceeded {
+			t.Errorf("got %s (%s), want succeeded", x.State, x.Error)
+		}
+		if calls := fleet.callsTo("boot"); len(calls) != 1 {
+			t.Errorf("got %d calls (the last at %s), want 1: the device had the first one", len(calls), calls[len(calls)-1].at.Sub(start))
+		}
+	})
+}
+
 func TestExecute_QuietConnectedDeviceIsCalledAgain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		clock := NewShiftedClock(mustTime(t, "2026-06-01T10:00:00Z"))

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -80,7 +81,12 @@ type fakeFleet struct {
 	calls   []fakeCall
 	// answer, when set, decides each call before the device acts on it.
 	answer func(d *fakeDevice, n int, now time.Time) (*iothub.MethodResponse, error)
+	// down, when set, says when the hub cannot be reached for twins.
+	down func(now time.Time) bool
 }
+
+// errHubDown is what reading from a hub that cannot be reached gives.
+var errHubDown = errors.New("dial tcp 127.0.0.1:8443: connect: connection refused")
 
 type fakeCall struct {
 	id     string
@@ -139,6 +145,9 @@ func (f *fakeFleet) hub() *fakeHub {
 		twin: func(ctx context.Context, id string) (*iothub.Twin, error) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
+			if f.down != nil && f.down(f.clock.Now()) {
+				return nil, errHubDown
+			}
 			d := f.devices[id]
 			if d == nil {
 				return nil, &iothub.Error{Status: 404, Code: iothub.CodeDeviceNotFound}
@@ -148,6 +157,9 @@ func (f *fakeFleet) hub() *fakeHub {
 		query: func(ctx context.Context, query string) ([]*iothub.Twin, error) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
+			if f.down != nil && f.down(f.clock.Now()) {
+				return nil, errHubDown
+			}
 			var out []*iothub.Twin
 			if i := strings.Index(query, "deviceId IN ["); i >= 0 {
 				for _, m := range quotedID.FindAllStringSubmatch(query[i:], -1) {
