@@ -162,7 +162,7 @@ func TestHubFaults(t *testing.T) {
 				f.FailREST(500, 8*time.Second)
 				return "every REST call answered 500 for 8s"
 			},
-			want: state.RunFailed, reason: regexp.MustCompile(`500|timeout`), blind: 8 * time.Second,
+			want: state.RunFailed, reason: regexp.MustCompile(`500|timeout|reached the device until the step timed out`), blind: 8 * time.Second,
 		},
 		{
 			name: "latency spike", job: jobSpec{site: "latency", concurrency: 20, responseTimeout: "5s"}, after: 10,
