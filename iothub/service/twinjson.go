@@ -292,41 +292,15 @@ func (d *twinDecoder) mapField(p *map[string]any) bool {
 	return ok
 }
 
-// object decodes an object into a new map. It is members without the
-// callback, which would cost an allocation per object.
+// object decodes an object into a new map.
 func (d *twinDecoder) object() (map[string]any, bool) {
-	if !d.take('{') {
-		return nil, false
-	}
 	m := map[string]any{}
-	d.space()
-	if d.take('}') {
-		return m, true
-	}
-	for {
-		d.space()
-		key, ok := d.str()
-		if !ok {
-			return nil, false
-		}
-		d.space()
-		if !d.take(':') {
-			return nil, false
-		}
-		d.space()
+	ok := d.members(func(key string) bool {
 		v, ok := d.value()
-		if !ok {
-			return nil, false
-		}
 		m[key] = v
-		d.space()
-		if d.take('}') {
-			return m, true
-		}
-		if !d.take(',') {
-			return nil, false
-		}
-	}
+		return ok
+	})
+	return m, ok
 }
 
 // value decodes any JSON value as encoding/json does into an any.
