@@ -245,10 +245,16 @@ func (a *app) openRunStore(ctx context.Context, path string) (*state.Store, func
 		if !empty {
 			return
 		}
+		removed := true
 		for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
 			if err := os.Remove(path + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				removed = false
 				a.logger.Warn("remove the unused history database", slog.String("path", path+suffix), slog.Any("error", err))
 			}
+		}
+		if removed {
+			// The start line named it; say that it is gone again.
+			fmt.Fprintf(a.stderr, "no run was created, so the new history database %s was removed\n", path)
 		}
 	}, nil
 }

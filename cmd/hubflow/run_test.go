@@ -175,7 +175,7 @@ func TestRun_NoHistoryWithoutRun(t *testing.T) {
 		code int
 		msgs []string
 	}{
-		{"unreachable hub", []string{"-hub", unreachable}, exitHubError, []string{"hub " + addr, "resolve target of job reboot-osaka", "connection refused"}},
+		{"unreachable hub", []string{"-hub", unreachable}, exitHubError, []string{"hub " + addr, "resolve target of job reboot-osaka", "connection refused", "new history database"}},
 		{"malformed connection string", []string{"-hub", "HostName=h;SharedAccessKey=" + key}, exitBadInput, []string{"connection string"}},
 		{"changed plan", []string{"-fleet", fleet, "-plan-hash", "0123456789abcdef"}, exitBadInput, []string{"plan changed"}},
 		{"resume with no history", []string{"-hub", unreachable, "-resume", "reboot-osaka-1"}, exitBadInput, []string{"no run reboot-osaka-1", "no history database"}},
