@@ -95,17 +95,7 @@ func (d *twinDecoder) twin() *iothub.Twin {
 	t := &iothub.Twin{}
 	strs := [...]*string{&t.DeviceID, &t.ModuleID, &t.ETag, &t.DeviceETag, &t.Status, &t.StatusReason,
 		&t.StatusUpdateTime, &t.ConnectionState, &t.LastActivityTime, &t.AuthenticationType}
-	var seen [len(twinFields)]bool
-	ok := d.members(func(key string) bool {
-		f := fieldIndex(key, twinFields[:])
-		switch {
-		case f == -1:
-			// encoding/json ignores a member no field claims.
-			return d.skip()
-		case f < 0 || seen[f]:
-			return false
-		}
-		seen[f] = true
+	ok := d.fieldsOf(twinFields[:], func(f int) bool {
 		if f < len(strs) {
 			return d.stringField(strs[f])
 		}
@@ -186,24 +176,31 @@ func (d *twinDecoder) members(member func(key string) bool) bool {
 	}
 }
 
-// memberOf is members for a struct with the given fields, where a null
-// leaves the struct as it is.
-func (d *twinDecoder) memberOf(fields []string, set func(field string) bool) bool {
-	if d.literal("null") {
-		return true
-	}
-	seen := make([]bool, len(fields))
+// fieldsOf is members for a struct with the given fields (at most 64),
+// calling set with the index of each field's member. A member no field
+// claims is passed over, as encoding/json ignores it.
+func (d *twinDecoder) fieldsOf(fields []string, set func(f int) bool) bool {
+	var seen uint64
 	return d.members(func(key string) bool {
 		f := fieldIndex(key, fields)
 		switch {
 		case f == -1:
 			return d.skip()
-		case f < 0 || seen[f]:
+		case f < 0 || seen&(1<<f) != 0:
 			return false
 		}
-		seen[f] = true
-		return set(fields[f])
+		seen |= 1 << f
+		return set(f)
 	})
+}
+
+// memberOf is fieldsOf by field name, where a null leaves the struct as
+// it is.
+func (d *twinDecoder) memberOf(fields []string, set func(field string) bool) bool {
+	if d.literal("null") {
+		return true
+	}
+	return d.fieldsOf(fields, func(f int) bool { return set(fields[f]) })
 }
 
 func (d *twinDecoder) properties(p *iothub.TwinProperties) bool {
